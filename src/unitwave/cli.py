@@ -1,0 +1,125 @@
+"""The one entry point: ``unitwave <command> ...`` (also ``python -m unitwave``).
+
+Each command is a frozen config dataclass plus a library function ``run(config)``, both imported only
+when the command runs, so ``unitwave --help`` stays instant. Commands are listed in a plain dict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import typing as tp
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str
+    config: str
+    help: str
+    function: str = "run"
+
+
+#: name -> command, or a group of sub-commands ("" is the group's own command, when it has one)
+COMMANDS: dict[str, Command | dict[str, Command]] = {
+    "convert": Command("unitwave.prepare.convert", "ConvertConfig", "Convert audio to mono 16-bit WAV + manifest"),
+    "split": Command("unitwave.prepare.split", "SplitConfig", "Deterministic train/val/test split by id hash"),
+    "status": Command("unitwave.engine.status", "StatusConfig", "Show shard states, records, errors of a run"),
+    "demo-corpus": Command(
+        "unitwave.testing.corpus", "CorpusConfig", "Build the synthetic speech corpus with ground truth"
+    ),
+    "demo": Command("unitwave.demo", "DemoConfig", "Run the whole pipeline on a synthetic corpus"),
+}
+
+#: user-facing errors: printed as one line, exit status 2 (anything else shows its traceback)
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirectoryError, ValueError, PermissionError)
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO)
+    root = logging.getLogger("unitwave")
+    root.setLevel(level)
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("unitwave: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.propagate = False
+
+
+def _usage() -> str:
+    from unitwave import __version__
+
+    lines = [
+        f"unitwave {__version__}: speech and music corpora to discrete units, LMs, vocoders and features.",
+        "",
+        "usage: unitwave <command> [options]     unitwave <command> --help",
+        "       unitwave --version",
+        "",
+        "Every command takes --config FILE.yaml (flags win over it) and --print-config.",
+        "",
+        "commands:",
+    ]
+    for name, entry in COMMANDS.items():
+        subs = entry.items() if isinstance(entry, dict) else [("", entry)]
+        for sub, cmd in subs:
+            full = f"{name} {sub}".strip()
+            lines.append(f"  {full:<18} {cmd.help}")
+    return "\n".join(lines)
+
+
+def resolve(argv: list[str]) -> tuple[str, Command, list[str]]:
+    """Find the command named by the leading words of ``argv``; returns (name, command, remaining args)."""
+    import difflib
+
+    name = argv[0]
+    entry = COMMANDS.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise SystemExit(f"unitwave: unknown command '{name}'{hint} (unitwave --help lists them)")
+    if isinstance(entry, Command):
+        return name, entry, argv[1:]
+    if len(argv) > 1 and argv[1] in entry and argv[1]:
+        return f"{name} {argv[1]}", entry[argv[1]], argv[2:]
+    if "" in entry:
+        return name, entry[""], argv[1:]
+    subs = ", ".join(s for s in entry if s)
+    raise SystemExit(f"unitwave {name}: give a sub-command: {subs}")
+
+
+def main(argv: tp.Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return
+    if args[0] in ("-V", "--version"):
+        from unitwave import __version__
+
+        print(f"unitwave {__version__}")
+        return
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
+    setup_logging(verbose)
+    name, cmd, rest = resolve(args)
+    from unitwave.config import parse
+
+    module = importlib.import_module(cmd.module)
+    config_cls = getattr(module, cmd.config)
+    cfg = parse(config_cls, rest, prog=f"unitwave {name}", description=cmd.help)
+    try:
+        result = getattr(module, cmd.function)(cfg)
+    except USER_ERRORS as exc:
+        if verbose:
+            raise
+        print(f"unitwave {name}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    code = getattr(result, "exit_code", 0)
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Stage inputs: a folder of audio (recursive) or a manifest, as normalised records.
+
+Normalised = every record has a string ``id`` and an absolute ``audio_filepath``; every other field
+passes through. Folder files get the id ``<relative path without extension>`` (the extension is kept
+when two files in one folder share a stem, so ids stay unique).
+"""
+
+from __future__ import annotations
+
+import typing as tp
+from pathlib import Path
+
+from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record, read_manifest, resolve_audio
+from unitwave.data.paths import AUDIO_EXTENSIONS, scan_audio
+from unitwave.data.records import ensure_id
+
+
+def input_root(input_path: Path, relative_to: Path | None = None) -> Path:
+    """The folder output paths are made relative to: ``relative_to``, the input folder, or the manifest's folder."""
+    if relative_to is not None:
+        return Path(relative_to).absolute()
+    p = Path(input_path).absolute()
+    return p if p.is_dir() else p.parent
+
+
+def iter_folder(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Record]:
+    root = Path(root).absolute()
+    folder: Path | None = None
+    stems: set[str] = set()  # stems seen in the current folder (the scan goes folder by folder)
+    for path in scan_audio(root, extensions):
+        rel = path.relative_to(root)
+        if rel.parent != folder:
+            folder, stems = rel.parent, set()
+        rid = rel.as_posix() if rel.stem in stems else rel.with_suffix("").as_posix()
+        stems.add(rel.stem)
+        yield {"id": rid, AUDIO_FIELD: str(path)}
+
+
+def iter_manifest_inputs(manifest: Path, stats: ReadStats) -> tp.Iterator[Record]:
+    base = Path(manifest).absolute().parent
+    for rec in read_manifest(manifest, stats):
+        try:
+            rec = ensure_id(rec)
+        except ValueError as e:
+            stats.skip(f"{manifest} (record {stats.records})", str(e))
+            continue
+        value = rec.get(AUDIO_FIELD)
+        if isinstance(value, str) and value:
+            rec[AUDIO_FIELD] = str(resolve_audio(value, base))
+        yield rec
+
+
+def iter_inputs(input_path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record]:
+    """Normalised records from a folder (scanned recursively) or a JSONL manifest."""
+    p = Path(input_path)
+    stats = stats if stats is not None else ReadStats()
+    if p.is_dir():
+        return iter_folder(p)
+    if p.is_file():
+        return iter_manifest_inputs(p, stats)
+    raise FileNotFoundError(f"input not found: {p} (expected a folder of audio or a JSONL manifest)")

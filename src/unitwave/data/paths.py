@@ -1,0 +1,57 @@
+"""Output paths that can never leave their output folder, and folder scans for audio."""
+
+from __future__ import annotations
+
+import os
+import typing as tp
+from pathlib import Path, PurePosixPath
+
+#: Extensions the audio layer reads through libsndfile (mp3 and opus included since 1.1).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+
+
+class UnsafePathError(ValueError):
+    """An output path that would land outside its output folder."""
+
+
+def relative_output_path(source: Path, root: Path) -> PurePosixPath:
+    """``source``'s path relative to ``root``, refusing anything that would escape an output folder.
+
+    Raises UnsafePathError for sources outside ``root`` (``..``) so that ``out_dir / rel`` always stays
+    under ``out_dir``.
+    """
+    src = Path(os.path.abspath(source))
+    base = Path(os.path.abspath(root))
+    try:
+        rel = src.relative_to(base)
+    except ValueError:
+        raise UnsafePathError(
+            f"{source} is outside {root}, so its output would land outside the output folder; "
+            f"pass --relative-to with a folder that contains it"
+        ) from None
+    rel_posix = PurePosixPath(rel.as_posix())
+    if not rel_posix.parts or any(p in ("..", "") for p in rel_posix.parts):
+        raise UnsafePathError(f"{source}: refusing output path {rel_posix!s}")
+    return rel_posix
+
+
+def safe_join(out_dir: Path, rel: PurePosixPath | str) -> Path:
+    """``out_dir / rel``, checked to stay inside ``out_dir`` (no absolute parts, no ``..``)."""
+    rel = PurePosixPath(rel)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise UnsafePathError(f"refusing to write {rel}: it would land outside {out_dir}")
+    target = Path(os.path.abspath(out_dir / rel))
+    if os.path.commonpath([target, os.path.abspath(out_dir)]) != os.path.abspath(out_dir):
+        raise UnsafePathError(f"refusing to write {rel}: it would land outside {out_dir}")
+    return target
+
+
+def scan_audio(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Path]:
+    """Audio files under ``root`` (recursive, sorted, symlinked folders not followed), streamed."""
+    exts = {e.lower() for e in extensions}
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() in exts and not name.startswith("."):
+                yield Path(dirpath) / name

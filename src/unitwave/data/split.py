@@ -1,0 +1,70 @@
+"""Deterministic train/val/test splits by a hash of ``id``.
+
+A record's split depends only on its id, the ratios and the salt, never on order or on the other
+records: adding records to a corpus never moves existing ones between splits.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+from pathlib import Path
+
+from unitwave.data.manifest import ManifestWriter, ReadStats, Record, read_manifest
+from unitwave.data.records import ensure_id, unit_interval
+
+
+def normalise_ratios(ratios: tp.Mapping[str, float]) -> dict[str, float]:
+    if not ratios:
+        raise ValueError("at least one split is needed")
+    if any(r < 0 for r in ratios.values()):
+        raise ValueError(f"split ratios must be >= 0, got {dict(ratios)}")
+    total = sum(ratios.values())
+    if total <= 0:
+        raise ValueError(f"split ratios must sum to more than 0, got {dict(ratios)}")
+    return {k: v / total for k, v in ratios.items()}
+
+
+def split_of(record_id: str, ratios: tp.Mapping[str, float], salt: str = "") -> str:
+    """The split (a key of ``ratios``) that ``record_id`` falls in."""
+    u = unit_interval(record_id, salt)
+    acc = 0.0
+    norm = normalise_ratios(ratios)
+    names = list(norm)
+    for name in names:
+        acc += norm[name]
+        if u < acc:
+            return name
+    return names[-1]
+
+
+def split_manifest(
+    manifest: Path,
+    out_dir: Path,
+    ratios: tp.Mapping[str, float],
+    salt: str = "",
+    absolute_paths: bool = False,
+) -> dict[str, int]:
+    """Stream ``manifest`` into ``out_dir/<split>.jsonl`` files; returns the count per split."""
+    from unitwave.data.manifest import resolve_audio
+
+    norm = normalise_ratios(ratios)
+    src_dir = Path(manifest).parent
+    writers = {
+        name: ManifestWriter(Path(out_dir) / f"{name}.jsonl", absolute_paths=absolute_paths) for name in norm
+    }
+    stats = ReadStats()
+    try:
+        for rec in read_manifest(manifest, stats):
+            rec = ensure_id(rec)
+            if isinstance(rec.get("audio_filepath"), str):
+                rec["audio_filepath"] = str(resolve_audio(rec["audio_filepath"], src_dir))
+            writers[split_of(rec["id"], norm, salt)].write(rec)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for w in writers.values():
+        w.close()
+    return {name: w.count for name, w in writers.items()} | {"malformed_lines": stats.malformed}
+
+

@@ -1,0 +1,294 @@
+"""The run folder: pinned shard count, the normalised input, shard logs, markers, merge.
+
+```
+<out>/config.yaml      resolved config            <out>/run.json     shard count, input hash, version
+<out>/input.jsonl      normalised input records   <out>/shards/<k>.jsonl  one line per processed input
+<out>/shards/<k>.done  marker (atomic)            <out>/manifest.jsonl, errors.jsonl  merged, atomic
+```
+A shard log line is ``{"i": input index, "id": input id, "out": [records]}`` or
+``{"i": ..., "id": ..., "error": {...}}``: one line per *input*, so a stage that writes several records
+per input (segmentation) commits them together, a torn line loses nothing that was committed, and errors
+live in the same single-writer file. The last line for an id wins (errors are retried on rerun).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import typing as tp
+from dataclasses import dataclass
+from pathlib import Path
+
+from unitwave.data.manifest import ManifestWriter, ReadStats, Record, dumps, iter_jsonl
+from unitwave.data.records import stable_hash
+
+
+class RunDirError(ValueError):
+    """A run folder that cannot be used as asked (different shard count, missing input...)."""
+
+
+def _atomic_write_text(path: Path, text: str, shared: bool = True) -> None:
+    """Write via a temporary file + fsync + rename; ``shared`` files may have concurrent writers (pid suffix)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp" if shared else f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class ShardState:
+    shard: int
+    state: str  # done | partial | missing
+    records: int  # inputs with a successful result
+    errors: int  # inputs whose latest result is an error
+    output_records: int
+    audio_seconds: float
+
+
+class RunDir:
+    """Paths and bookkeeping of one stage's output folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.shards_dir = self.root / "shards"
+        self.run_json = self.root / "run.json"
+        self.input = self.root / "input.jsonl"
+        self.manifest = self.root / "manifest.jsonl"
+        self.errors = self.root / "errors.jsonl"
+        self.logs_dir = self.root / "logs"
+
+    # ------------------------------------------------------------------ run.json
+    def info(self) -> dict[str, tp.Any]:
+        if not self.run_json.is_file():
+            raise RunDirError(f"{self.root} is not a unitwave run folder (no run.json)")
+        return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+    @property
+    def num_shards(self) -> int:
+        return int(self.info()["num_shards"])
+
+    def shard_log(self, k: int) -> Path:
+        return self.shards_dir / f"{k}.jsonl"
+
+    def done_marker(self, k: int) -> Path:
+        return self.shards_dir / f"{k}.done"
+
+    def is_done(self, k: int) -> bool:
+        return self.done_marker(k).is_file()
+
+    def prepare(
+        self,
+        stage: str,
+        inputs: tp.Iterable[Record],
+        num_shards: int | None,
+        default_shards: tp.Callable[[int], int],
+        extra: dict[str, tp.Any] | None = None,
+    ) -> dict[str, tp.Any]:
+        """Write ``input.jsonl`` and pin the shard count in ``run.json`` (first run) or check them (rerun).
+
+        ``inputs`` are normalised records (``id`` + absolute ``audio_filepath``); ``default_shards(n)``
+        picks N from the record count when neither ``num_shards`` nor a pinned value exists. A changed
+        input invalidates the done markers (records already done stay done: resume is by id).
+        """
+        from unitwave import __version__
+
+        self.shards_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".*.tmp"):  # left by a killed driver; only the driver writes these
+            stale.unlink(missing_ok=True)
+        old = self.info() if self.exists() else None
+        if old is not None and num_shards is not None and int(num_shards) != int(old["num_shards"]):
+            raise RunDirError(
+                f"{self.root} was started with {old['num_shards']} shards (run.json); rerun with "
+                f"--shards {old['num_shards']} or without --shards to resume, or use a new output folder"
+            )
+        digest = hashlib.sha256()
+        count = 0
+        tmp = self.input.with_name(f".input.jsonl.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for rec in inputs:
+                line = dumps(rec) + "\n"
+                f.write(line)
+                digest.update(line.encode("utf-8"))
+                count += 1
+            f.flush()
+            os.fsync(f.fileno())
+        input_hash = digest.hexdigest()
+        if old is not None and old.get("input_hash") == input_hash:
+            tmp.unlink()
+            return old
+        os.replace(tmp, self.input)
+        if old is not None:
+            # New or changed input: shards must be revisited; their logs keep finished records.
+            for k in range(int(old["num_shards"])):
+                self.done_marker(k).unlink(missing_ok=True)
+        n = int(old["num_shards"]) if old else int(num_shards or default_shards(count))
+        info = {
+            "stage": stage,
+            "num_shards": n,
+            "input_records": count,
+            "input_hash": input_hash,
+            "code_version": __version__,
+            "created": (old or {}).get("created") or _dt.datetime.now().isoformat(timespec="seconds"),
+            "updated": _dt.datetime.now().isoformat(timespec="seconds"),
+            **(extra or {}),
+        }
+        _atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return info
+
+    def update_info(self, **fields: tp.Any) -> None:
+        info = self.info() | fields
+        _atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+
+    # ------------------------------------------------------------------ shard logs
+    def read_log(self, k: int) -> dict[str, tuple[int, int, bool]]:
+        """Latest entry per input id of shard ``k``: ``id -> (input index, byte offset, ok)``."""
+        latest: dict[str, tuple[int, int, bool]] = {}
+        path = self.shard_log(k)
+        if not path.is_file():
+            return latest
+        with open(path, "rb") as f:
+            offset = 0
+            for raw in f:
+                start, offset = offset, offset + len(raw)
+                if not raw.endswith(b"\n"):
+                    break  # torn final line: the record was not committed
+                try:
+                    entry = json.loads(raw)
+                    i = int(entry["i"])
+                    prev = latest.get(entry["id"])
+                    # the latest result wins; the earliest input index keeps its place in the order
+                    latest[entry["id"]] = (min(i, prev[0]) if prev else i, start, "out" in entry)
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return latest
+
+    def mark_done(self, k: int, summary: dict[str, tp.Any]) -> None:
+        _atomic_write_text(self.done_marker(k), json.dumps(summary) + "\n", shared=False)
+
+    def shard_states(self) -> list[ShardState]:
+        states = []
+        for k in range(self.num_shards):
+            latest = self.read_log(k)
+            ok = [v for v in latest.values() if v[2]]
+            outputs, seconds = 0, 0.0
+            if ok:
+                with open(self.shard_log(k), "rb") as f:
+                    for _, off, _ in ok:
+                        f.seek(off)
+                        for r in json.loads(f.readline())["out"]:
+                            outputs += 1
+                            d = r.get("duration")
+                            seconds += float(d) if isinstance(d, (int, float)) else 0.0
+            state = "done" if self.is_done(k) else ("partial" if self.shard_log(k).exists() else "missing")
+            states.append(ShardState(k, state, len(ok), len(latest) - len(ok), outputs, seconds))
+        return states
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, absolute_paths: bool = False, stage: str = "") -> dict[str, int]:
+        """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl``.
+
+        Both are written atomically; safe to call again (and from several SLURM tasks at once).
+        """
+        n = self.num_shards
+        entries: list[tuple[int, int, int, bool]] = []  # (input index, shard, offset, ok)
+        for k in range(n):
+            entries.extend((i, k, off, ok) for i, off, ok in self.read_log(k).values())
+        entries.sort()
+        files = {k: open(self.shard_log(k), "rb") for k in {e[1] for e in entries}}
+        seen: set[int] = set()
+        counts = {"records": 0, "duplicates": 0, "errors": 0}
+        try:
+            with ManifestWriter(self.manifest, absolute_paths=absolute_paths) as out, ManifestWriter(
+                self.errors
+            ) as err:
+                for _, k, off, ok in entries:
+                    f = files[k]
+                    f.seek(off)
+                    entry = json.loads(f.readline())
+                    if not ok:
+                        err.write({"id": entry["id"], **entry["error"]})
+                        counts["errors"] += 1
+                        continue
+                    for rec in entry["out"]:
+                        h = stable_hash(str(rec.get("id")))
+                        if h in seen:
+                            counts["duplicates"] += 1
+                            continue
+                        seen.add(h)
+                        out.write(rec)
+                        counts["records"] += 1
+        finally:
+            for f in files.values():
+                f.close()
+        return counts
+
+
+class ShardBusyError(RuntimeError):
+    """Another process holds the shard's writer lock."""
+
+
+def lock_shard(path: Path) -> tp.IO[bytes]:
+    """Take the single-writer lock of a shard (``<k>.lock``, flock); held until the returned file closes.
+
+    File systems without flock support (some network mounts) get no lock rather than an error.
+    """
+    import errno
+    import fcntl
+
+    f = open(path.with_suffix(".lock"), "ab")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            f.close()
+            raise ShardBusyError(
+                f"{path} is being written by another process; wait for it or stop it, then rerun"
+            ) from None
+    return f
+
+
+def open_shard_log(path: Path) -> tp.TextIO:
+    """Open a shard log for appending, first cutting a torn final line left by a crash.
+
+    Call with the shard's lock held (:func:`lock_shard`).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        with open(path, "rb+") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size:
+                f.seek(max(0, size - 1))
+                if f.read(1) != b"\n":
+                    # walk back to the last newline
+                    pos = size
+                    chunk = 65536
+                    keep = 0
+                    while pos > 0:
+                        step = min(chunk, pos)
+                        pos -= step
+                        f.seek(pos)
+                        buf = f.read(step)
+                        nl = buf.rfind(b"\n")
+                        if nl >= 0:
+                            keep = pos + nl + 1
+                            break
+                    f.truncate(keep)
+    return open(path, "a", encoding="utf-8")
+
+
+def iter_shard_inputs(run: RunDir, k: int, n: int) -> tp.Iterator[tuple[int, Record]]:
+    """``(input index, record)`` of the inputs that belong to shard ``k`` of ``n``."""
+    from unitwave.data.records import shard_of
+
+    for i, rec in enumerate(iter_jsonl(run.input, ReadStats())):
+        if shard_of(rec["id"], n) == k:
+            yield i, rec
+

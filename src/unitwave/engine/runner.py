@@ -1,0 +1,182 @@
+"""``run_stage``: the one way a per-record stage runs over a manifest.
+
+Saves the resolved config, pins shards and input in ``run.json``, runs the unfinished shards on the
+chosen backend (or exactly one with ``--shard k/N``), merges, lets the stage finalise, prints a one-line
+summary and returns it (with the exit code the CLI should use).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import typing as tp
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from unitwave.data.manifest import Record
+from unitwave.engine.local import ShardOutcome, limit_threads, run_inline, run_local
+from unitwave.engine.options import EngineConfig, default_shard_count
+from unitwave.engine.progress import LogProgress
+from unitwave.engine.run_dir import RunDir
+from unitwave.engine.stage import Stage
+
+log = logging.getLogger("unitwave")
+
+
+class Backend(tp.Protocol):
+    """Runs shards of a prepared run folder; results are written by the shard code itself."""
+
+    def __call__(
+        self, stage: Stage, run: RunDir, shards: list[int], engine: EngineConfig, poll: tp.Callable[[], None]
+    ) -> list[ShardOutcome]: ...
+
+
+def _local_backend(
+    stage: Stage, run: RunDir, shards: list[int], engine: EngineConfig, poll: tp.Callable[[], None]
+) -> list[ShardOutcome]:
+    workers = min(engine.resolved_workers(), len(shards))
+    if workers <= 1:
+        limit_threads(engine.torch_threads)
+        return run_inline(stage, run, shards, poll)
+    return run_local(stage, run, shards, workers, engine.torch_threads, poll)
+
+
+#: execution backends by name (plain dict; the module that owns a backend provides its function)
+BACKENDS: dict[str, Backend] = {"local": _local_backend}
+
+
+@dataclass
+class RunSummary:
+    stage: str
+    run_dir: str
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failed_shards: list[int] = field(default_factory=list)
+    input_records: int = 0
+    malformed_lines: int = 0
+    output_records: int = 0
+    duplicates: int = 0
+    wall_seconds: float = 0.0
+    records_per_second: float = 0.0
+    audio_hours_per_hour: float = 0.0
+    complete: bool = False
+    max_failures: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.complete and self.failed <= self.max_failures else 1
+
+    def line(self) -> str:
+        s = (
+            f"{self.stage}: {self.processed} done, {self.skipped} skipped, {self.failed} failed "
+            f"in {self.wall_seconds:.1f} s ({self.records_per_second:.1f} rec/s, "
+            f"{self.audio_hours_per_hour:.1f} audio-h/h)"
+        )
+        if self.malformed_lines:
+            s += f"; {self.malformed_lines} malformed input lines skipped"
+        if self.failed_shards:
+            s += f"; shards {self.failed_shards} did not finish: rerun to resume"
+        if self.failed:
+            s += f"; see {Path(self.run_dir) / 'errors.jsonl'}"
+        return s
+
+
+def run_stage(
+    stage: Stage,
+    inputs: tp.Callable[[], tp.Iterable[Record]],
+    out_dir: Path,
+    engine: EngineConfig,
+    config: tp.Any = None,
+    malformed_lines: tp.Callable[[], int] = lambda: 0,
+    absolute_paths: bool | None = None,
+) -> RunSummary:
+    """Run ``stage`` over the records ``inputs()`` yields (normalised: ``id`` + absolute paths).
+
+    Args:
+        stage: the per-record processor.
+        inputs: called once, on the driver, to write ``input.jsonl``.
+        out_dir: the run folder.
+        engine: shards, workers, backend, failure budget.
+        config: the command's resolved config, saved as ``config.yaml``.
+        malformed_lines: called after ``inputs()`` is consumed; counted in the summary.
+        absolute_paths: overrides ``engine.absolute_paths`` for stages whose output contract needs one.
+    """
+    from unitwave.config import save_config
+
+    t0 = time.time()
+    run = RunDir(out_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        save_config(config, run.root)
+    only = engine.parsed_shard()
+    if only is not None and run.exists() and only[1] != run.num_shards:
+        raise SystemExit(
+            f"--shard {engine.shard}: {run.root} was started with {run.num_shards} shards (run.json)"
+        )
+    requested = only[1] if only is not None else engine.shards
+    workers = engine.resolved_workers()
+    if only is not None and run.exists():
+        info = run.info()  # array tasks never rewrite the input the driver prepared
+    else:
+        info = run.prepare(
+            stage.name, inputs(), requested, lambda n: default_shard_count(n, workers)
+        )
+        if malformed_lines():
+            run.update_info(input_malformed_lines=malformed_lines())
+            info = run.info()
+    n = int(info["num_shards"])
+    if only is not None:
+        shards = [only[0]]
+    else:
+        shards = [k for k in range(n) if _needs_run(run, k)]
+
+    already = sum(1 for k in range(n) for v in run.read_log(k).values() if v[2])
+    progress = LogProgress(run, int(info["input_records"]), already, engine.progress and only is None, stage.name)
+    outcomes: list[ShardOutcome] = []
+    if shards:
+        backend = BACKENDS.get(engine.backend)
+        if backend is None or only is not None:
+            backend = _local_backend
+        outcomes = backend(stage, run, shards, engine, progress.poll)
+    progress.close()
+
+    summary = RunSummary(stage=stage.name, run_dir=str(run.root), max_failures=engine.max_failures)
+    summary.input_records = int(info["input_records"])
+    summary.malformed_lines = int(info.get("input_malformed_lines", 0))
+    for o in outcomes:
+        if o.ok and o.summary:
+            summary.processed += o.summary["processed"]
+        elif not o.ok:
+            summary.failed_shards.append(o.shard)
+    summary.skipped = already
+    complete = all(run.is_done(k) for k in range(n))
+    summary.complete = complete
+    if complete or only is None:
+        counts = run.merge(engine.absolute_paths if absolute_paths is None else absolute_paths, stage.name)
+        summary.failed = counts["errors"]
+        summary.output_records = counts["records"]
+        summary.duplicates = counts["duplicates"]
+        if complete:
+            stage.finalize(run)
+    else:
+        summary.failed = sum(o.summary["failed"] for o in outcomes if o.ok and o.summary)
+    rates = progress.rates()
+    summary.wall_seconds = round(time.time() - t0, 3)
+    summary.records_per_second = rates["records_per_second"]
+    summary.audio_hours_per_hour = rates["audio_hours_per_hour"]
+    if only is None:
+        (run.root / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
+    print(summary.line(), flush=True)
+    return summary
+
+
+def _needs_run(run: RunDir, k: int) -> bool:
+    """Unfinished shards, and finished ones with errors (errors of a previous attempt are retried)."""
+    if not run.is_done(k):
+        return True
+    try:
+        return int(json.loads(run.done_marker(k).read_text())["failed"]) > 0
+    except (ValueError, KeyError, OSError):
+        return True

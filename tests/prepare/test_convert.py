@@ -1,0 +1,119 @@
+"""``unitwave convert`` through the real CLI: bad inputs, manifests, path safety, SIGKILL crash safety."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import soundfile as sf
+
+from unitwave.data.manifest import write_manifest
+from unitwave.testing.crash import kill_when
+from unitwave.testing.fixtures import tone, write_bad_inputs, write_good_inputs
+
+
+def load(out: Path, name: str = "manifest.jsonl") -> list[dict]:
+    p = out / name
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_folder_with_every_kind_of_bad_input(tmp_path, cli):
+    expected = write_bad_inputs(tmp_path / "in")
+    write_good_inputs(tmp_path / "in" / "good", count=4)
+    proc = cli("convert", tmp_path / "in", tmp_path / "out", "--workers", "2")
+    assert proc.returncode == 1, proc.stderr
+    assert "failed" in proc.stdout and "errors.jsonl" in proc.stdout
+    errors = {Path(e["path"]).relative_to(tmp_path / "in").as_posix(): e for e in load(tmp_path / "out", "errors.jsonl")}
+    for rel, outcome in expected.items():
+        if outcome == "ok":
+            assert rel not in errors
+        else:
+            assert outcome in errors[rel]["reason"] and errors[rel]["stage"] == "convert", errors[rel]
+    done = load(tmp_path / "out")
+    assert len(done) == 4 + sum(v == "ok" for v in expected.values())
+    for rec in done:
+        wav = tmp_path / "out" / rec["audio_filepath"]
+        info = sf.info(wav)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert abs(info.frames / 16000 - rec["duration"]) < 1e-3
+        assert Path(rec["source"]).is_file()
+    assert (tmp_path / "out" / "audio" / "with spaces" / "ação é ñ.wav").is_file()
+    assert (tmp_path / "out" / "config.yaml").is_file()
+    # failures within the budget: exit status 0
+    assert cli("convert", tmp_path / "in", tmp_path / "out", "--max-failures", "10").returncode == 0
+
+
+def test_manifest_input_relative_paths_slices_and_unsafe_paths(tmp_path, cli):
+    data = tmp_path / "corpus"
+    write_good_inputs(data / "wav", count=2, seconds=3.0)
+    sf.write(tmp_path / "outside.wav", tone(1.0), 16000)
+    manifest = data / "m.jsonl"
+    write_manifest(manifest, [
+        {"audio_filepath": "wav/good_000.wav", "text": "hello", "speaker": "s1"},
+        {"id": "slice", "audio_filepath": "wav/good_000.wav", "offset": 1.0, "duration": 0.5},
+        {"audio_filepath": "wav/missing.wav"},
+        {"audio_filepath": "../outside.wav"},
+        {"audio_filepath": str(tmp_path / "outside.wav")},
+        {"audio_filepath": "wav/good_001.flac", "custom": {"nested": [1, 2]}},
+    ])
+    with manifest.open("a") as f:
+        f.write("{broken json\n")
+    proc = cli("convert", manifest, tmp_path / "out", "--workers", "1", "--sample-rate", "8000")
+    assert proc.returncode == 1
+    assert f"{manifest}:7" in proc.stderr and "1 malformed input lines skipped" in proc.stdout
+    done = {r.get("text", r["id"]): r for r in load(tmp_path / "out")}
+    assert done["hello"]["speaker"] == "s1" and done["hello"]["audio_filepath"] == "audio/wav/good_000.wav"
+    assert abs(done["slice"]["duration"] - 0.5) < 1e-6 and done["slice"]["source_offset"] == 1.0
+    assert done["slice"]["audio_filepath"] == "audio/wav/good_000_00001000.wav"
+    assert sf.info(tmp_path / "out" / done["slice"]["audio_filepath"]).samplerate == 8000
+    custom = [r for r in done.values() if "custom" in r]
+    assert custom[0]["custom"] == {"nested": [1, 2]}
+    reasons = sorted(e["reason"] for e in load(tmp_path / "out", "errors.jsonl"))
+    assert len(reasons) == 3 and any("file not found" in r for r in reasons)
+    assert sum("outside" in r and "--relative-to" in r for r in reasons) == 2
+    assert not (tmp_path / "outside").exists() and not list(tmp_path.glob("out/audio/../*.wav"))
+    # --relative-to widens the root; --absolute-paths writes absolute paths
+    proc = cli("convert", manifest, tmp_path / "out2", "--relative-to", tmp_path, "--absolute-paths")
+    done2 = load(tmp_path / "out2")
+    assert all(Path(r["audio_filepath"]).is_absolute() for r in done2)
+    assert any(r["audio_filepath"].endswith("out2/audio/outside.wav") for r in done2)
+
+
+def test_rerun_skips_everything_and_status(tmp_path, cli):
+    write_good_inputs(tmp_path / "in", count=5)
+    cli("convert", tmp_path / "in", tmp_path / "out", "--shards", "3", check=True)
+    first = (tmp_path / "out" / "manifest.jsonl").read_bytes()
+    proc = cli("convert", tmp_path / "in", tmp_path / "out", check=True)
+    assert "0 done, 5 skipped" in proc.stdout
+    assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == first
+    proc = cli("convert", tmp_path / "in", tmp_path / "out", "--shards", "4")
+    assert proc.returncode == 2 and "started with 3 shards" in proc.stderr
+    proc = cli("status", tmp_path / "out", check=True)
+    assert "3/3 shards done" in proc.stdout and "5 records" in proc.stdout
+
+
+def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path, cli):
+    src = tmp_path / "in"
+    for i in range(60):
+        path = src / f"d{i % 4}" / f"f{i:03d}.flac"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(0.5 + (i % 5) * 0.4, 22050, 100 + 7 * i, seed=i), 22050)
+    ref = tmp_path / "ref"
+    cli("convert", src, ref, "--workers", "2", "--shards", "4", check=True)
+    reference = load(ref)
+    rng = random.Random(1234)
+    out = tmp_path / "out"
+    # kill points are random in progress, not in time, so every kill lands mid-run on any machine
+    args = ["convert", src, out, "--workers", "2", "--shards", "4"]
+    kills = sum(kill_when(args, out, target) for target in sorted(rng.sample(range(3, 57), 3)))
+    assert kills == 3
+    final = cli("convert", src, out, "--workers", "2")
+    assert final.returncode == 0, final.stderr
+    result = load(out)
+    assert [r["id"] for r in result] == [r["id"] for r in reference]
+    assert len({r["id"] for r in result}) == 60
+    for a, b in zip(result, reference):
+        assert {k: v for k, v in a.items()} == {k: v for k, v in b.items()}
+        assert (out / a["audio_filepath"]).read_bytes() == (ref / b["audio_filepath"]).read_bytes()
+    assert not list(out.rglob(".*.tmp"))
