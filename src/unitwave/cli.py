@@ -1,50 +1,21 @@
 """The one entry point: ``unitwave <command> ...`` (also ``python -m unitwave``).
 
 Each command is a frozen config dataclass plus a library function ``run(config)``, both imported only
-when the command runs, so ``unitwave --help`` stays instant. Commands are listed in a plain dict.
+when the command runs, so ``unitwave --help`` stays instant. Commands are listed in ``commands.py``.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import typing as tp
-from dataclasses import dataclass
 
+from unitwave.commands import COMMANDS, Command, iter_commands
+from unitwave.log import setup_logging
 
-@dataclass(frozen=True)
-class Command:
-    module: str
-    config: str
-    help: str
-    function: str = "run"
-
-
-#: name -> command, or a group of sub-commands ("" is the group's own command, when it has one)
-COMMANDS: dict[str, Command | dict[str, Command]] = {
-    "convert": Command("unitwave.prepare.convert", "ConvertConfig", "Convert audio to mono 16-bit WAV + manifest"),
-    "split": Command("unitwave.prepare.split", "SplitConfig", "Deterministic train/val/test split by id hash"),
-    "status": Command("unitwave.engine.status", "StatusConfig", "Show shard states, records, errors of a run"),
-    "demo-corpus": Command(
-        "unitwave.testing.corpus", "CorpusConfig", "Build the synthetic speech corpus with ground truth"
-    ),
-    "demo": Command("unitwave.demo", "DemoConfig", "Run the whole pipeline on a synthetic corpus"),
-}
 
 #: user-facing errors: printed as one line, exit status 2 (anything else shows its traceback)
 USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirectoryError, ValueError, PermissionError)
-
-
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO)
-    root = logging.getLogger("unitwave")
-    root.setLevel(level)
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("unitwave: %(levelname)s: %(message)s"))
-        root.addHandler(handler)
-    root.propagate = False
 
 
 def _usage() -> str:
@@ -60,11 +31,8 @@ def _usage() -> str:
         "",
         "commands:",
     ]
-    for name, entry in COMMANDS.items():
-        subs = entry.items() if isinstance(entry, dict) else [("", entry)]
-        for sub, cmd in subs:
-            full = f"{name} {sub}".strip()
-            lines.append(f"  {full:<18} {cmd.help}")
+    for full, cmd in iter_commands():
+        lines.append(f"  {full:<21} {cmd.help}")
     return "\n".join(lines)
 
 

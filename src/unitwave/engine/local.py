@@ -66,7 +66,7 @@ def _worker_main(conn: mpc.Connection, stage: Stage, root: str, n: int, torch_th
 
     _exit_with_parent(parent_pid)
     limit_threads(torch_threads)
-    from unitwave.cli import setup_logging
+    from unitwave.log import setup_logging
 
     setup_logging(quiet=True)
     run = RunDir(root)
