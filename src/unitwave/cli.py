@@ -11,11 +11,17 @@ import sys
 import typing as tp
 
 from unitwave.commands import COMMANDS, Command, iter_commands
+from unitwave.errors import UserError
 from unitwave.log import setup_logging
 
-
 #: user-facing errors: printed as one line, exit status 2 (anything else shows its traceback)
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirectoryError, ValueError, PermissionError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,
+    FileNotFoundError,
+    NotADirectoryError,
+    ValueError,
+    PermissionError,
+)
 
 
 def _usage() -> str:
