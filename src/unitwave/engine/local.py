@@ -26,10 +26,13 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 
 @dataclass
 class ShardOutcome:
+    """How one shard ended on a backend (``pending``: handed to a scheduler that runs it later)."""
+
     shard: int
     ok: bool
     summary: dict[str, tp.Any] | None = None
     reason: str = ""
+    pending: bool = False
 
 
 def limit_threads(torch_threads: int) -> None:

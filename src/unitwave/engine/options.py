@@ -1,10 +1,19 @@
-"""Engine options shared by every per-record command (``--workers``, ``--shards``, ``--shard k/N``...)."""
+"""Engine options shared by every per-record command (``--workers``, ``--shards``, ``--shard k/N``...).
+
+Backend-specific options are grouped in their own frozen dataclasses (:class:`SlurmOptions`,
+:class:`RayOptions`) nested in :class:`EngineConfig` and flattened on the command line, so a stage's
+config composes one ``EngineConfig`` and gets every backend's flags (``--partition``, ``--ray-address``).
+In YAML they are nested: ``engine: {backend: slurm, slurm: {partition: gpu, max_parallel: 7}}``.
+"""
 
 from __future__ import annotations
 
 import dataclasses as dc
 import os
+import shlex
 import typing as tp
+
+import tyro
 
 
 def default_workers() -> int:
@@ -15,17 +24,78 @@ def default_workers() -> int:
 
 
 @dc.dataclass(frozen=True)
+class SlurmOptions:
+    """SLURM array jobs (``--backend slurm``): one array task per shard."""
+
+    max_parallel: int | None = None
+    """Most array tasks running at once (sbatch --array=0-15%P); default: no limit."""
+    partition: str | None = None
+    """sbatch --partition."""
+    gres: str | None = None
+    """sbatch --gres per task, e.g. gpu:1."""
+    time: str | None = None
+    """sbatch --time per task, e.g. 12:00:00."""
+    mem: str | None = None
+    """sbatch --mem per task, e.g. 16G."""
+    cpus_per_task: int | None = None
+    """sbatch --cpus-per-task (default: --torch-threads)."""
+    slurm_extra: str = ""
+    """More sbatch options, as #SBATCH lines (never run as shell); note the '=':
+    --slurm-extra='--account=abc --qos=high'."""
+    wait: bool = False
+    """Wait for the array to finish, then merge (default: return after submission)."""
+
+    def extra_options(self) -> list[list[str]]:
+        """``slurm_extra`` as sbatch options, one list per option (the option and its values).
+
+        ValueError when it does not start with an option (``-...``), with what to write instead.
+        """
+        try:
+            tokens = shlex.split(self.slurm_extra)
+        except ValueError as e:
+            raise ValueError(f"--slurm-extra {self.slurm_extra!r}: {e}") from None
+        options: list[list[str]] = []
+        for tok in tokens:
+            if tok.startswith("-"):
+                options.append([tok])
+            elif options:
+                options[-1].append(tok)
+            else:
+                raise ValueError(
+                    f"--slurm-extra must hold sbatch options such as '--account=abc --qos=high', got {tok!r}"
+                )
+        return options
+
+
+@dc.dataclass(frozen=True)
+class RayOptions:
+    """Ray (``--backend ray``): one Ray task (or actor call) per shard."""
+
+    ray_address: str = "local"
+    """'local' starts a private Ray on this machine (--workers CPUs); 'auto' joins the running cluster;
+    or a cluster address (ray://head:10001, head:6379)."""
+    ray_num_cpus: float = 1.0
+    """CPUs Ray reserves per shard task."""
+    ray_num_gpus: float = 0.0
+    """GPUs Ray reserves per shard task (fractions share a GPU)."""
+    ray_max_retries: int = 3
+    """Times a shard is retried when its worker process dies (a retry resumes the shard)."""
+    ray_mode: tp.Literal["auto", "tasks", "actors"] = "auto"
+    """'actors' run setup() once per actor (model loading); 'auto': actors when the stage has a setup()."""
+
+
+@dc.dataclass(frozen=True)
 class EngineConfig:
     """How a per-record stage runs: shards, workers, backend, failure budget."""
 
     workers: int = 0
-    """Worker processes for the local backend (0: one per CPU core)."""
-    shards: tp.Optional[int] = None
+    """Worker processes for the local backend; Ray's CPUs with --ray-address local (0: one per CPU core)."""
+    shards: int | None = None
     """Shard count on the first run (default: from workers and input size); pinned in run.json afterwards."""
-    shard: tp.Optional[str] = None
+    shard: str | None = None
     """Run exactly one shard, 'k/N' (what a SLURM array task or a Ray task runs)."""
-    backend: tp.Literal["local"] = "local"
-    """Where shards run."""
+    backend: tp.Literal["local", "slurm", "ray"] = "local"
+    """Where shards run: a local process pool, SLURM array tasks, or Ray tasks."""
     max_failures: int = 0
     """Failed records allowed before the exit status says failure."""
     torch_threads: int = 1
@@ -34,6 +104,8 @@ class EngineConfig:
     """Write absolute audio paths in the output manifest (default: relative to its folder when inside it)."""
     progress: bool = True
     """Show a progress bar (only when stderr is a terminal)."""
+    slurm: tp.Annotated[SlurmOptions, tyro.conf.OmitArgPrefixes] = SlurmOptions()
+    ray: tp.Annotated[RayOptions, tyro.conf.OmitArgPrefixes] = RayOptions()
 
     def resolved_workers(self) -> int:
         return self.workers if self.workers > 0 else default_workers()

@@ -29,7 +29,7 @@ class RunDirError(ValueError):
     """A run folder that cannot be used as asked (different shard count, missing input...)."""
 
 
-def _atomic_write_text(path: Path, text: str, shared: bool = True) -> None:
+def atomic_write_text(path: Path, text: str, shared: bool = True) -> None:
     """Write via a temporary file + fsync + rename; ``shared`` files may have concurrent writers (pid suffix)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp" if shared else f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -42,11 +42,14 @@ def _atomic_write_text(path: Path, text: str, shared: bool = True) -> None:
 @dataclass
 class ShardState:
     shard: int
-    state: str  # done | partial | missing
+    state: str  # done | partial | missing; SLURM runs: done | pending | running | failed | missing
     records: int  # inputs with a successful result
     errors: int  # inputs whose latest result is an error
     output_records: int
     audio_seconds: float
+    slurm_state: str = ""  # SLURM runs: the state of the shard's latest array task
+    job: str = ""  # SLURM runs: "<job id>_<array task id>"
+    log: str = ""  # SLURM runs: that task's log file
 
 
 class RunDir:
@@ -139,12 +142,12 @@ class RunDir:
             "updated": _dt.datetime.now().isoformat(timespec="seconds"),
             **(extra or {}),
         }
-        _atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return info
 
     def update_info(self, **fields: tp.Any) -> None:
         info = self.info() | fields
-        _atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
     # ------------------------------------------------------------------ shard logs
     def read_log(self, k: int) -> dict[str, tuple[int, int, bool]]:
@@ -170,7 +173,7 @@ class RunDir:
         return latest
 
     def mark_done(self, k: int, summary: dict[str, tp.Any]) -> None:
-        _atomic_write_text(self.done_marker(k), json.dumps(summary) + "\n", shared=False)
+        atomic_write_text(self.done_marker(k), json.dumps(summary) + "\n", shared=False)
 
     def shard_states(self) -> list[ShardState]:
         states = []

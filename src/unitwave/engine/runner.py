@@ -2,13 +2,17 @@
 
 Saves the resolved config, pins shards and input in ``run.json``, runs the unfinished shards on the
 chosen backend (or exactly one with ``--shard k/N``), merges, lets the stage finalise, prints a one-line
-summary and returns it (with the exit code the CLI should use).
+summary and returns it (with the exit code the CLI should use). A backend that hands shards to a
+scheduler without waiting (SLURM without ``--wait``) reports them pending: nothing is merged then (the
+last shard task merges) and a successful submission exits 0.
 """
 
 from __future__ import annotations
 
+import dataclasses as dc
 import json
 import logging
+import shlex
 import time
 import typing as tp
 from dataclasses import asdict, dataclass, field
@@ -18,14 +22,21 @@ from unitwave.data.manifest import Record
 from unitwave.engine.local import ShardOutcome, limit_threads, run_inline, run_local
 from unitwave.engine.options import EngineConfig, default_shard_count
 from unitwave.engine.progress import LogProgress
+from unitwave.engine.ray_backend import ray_backend
 from unitwave.engine.run_dir import RunDir
+from unitwave.engine.slurm import slurm_backend
 from unitwave.engine.stage import Stage
 
 log = logging.getLogger("unitwave")
 
 
 class Backend(tp.Protocol):
-    """Runs shards of a prepared run folder; results are written by the shard code itself."""
+    """Runs shards of a prepared run folder; results are written by the shard code itself.
+
+    Returns one outcome per shard it ran; a shard handed to a scheduler that runs it after the call
+    returns (SLURM without ``--wait``) is reported ``pending``. ``poll`` updates the progress display
+    (from the shard logs): call it about twice a second while waiting.
+    """
 
     def __call__(
         self, stage: Stage, run: RunDir, shards: list[int], engine: EngineConfig, poll: tp.Callable[[], None]
@@ -43,7 +54,7 @@ def _local_backend(
 
 
 #: execution backends by name (plain dict; the module that owns a backend provides its function)
-BACKENDS: dict[str, Backend] = {"local": _local_backend}
+BACKENDS: dict[str, Backend] = {"local": _local_backend, "slurm": slurm_backend, "ray": ray_backend}
 
 
 @dataclass
@@ -63,12 +74,28 @@ class RunSummary:
     audio_hours_per_hour: float = 0.0
     complete: bool = False
     max_failures: int = 0
+    #: the one shard this process ran (``--shard k/N``); its exit status is that shard's
+    shard: int | None = None
+    #: shards handed to a scheduler and not waited for (SLURM without --wait)
+    submitted_shards: list[int] = field(default_factory=list)
+    backend: str = "local"
 
     @property
     def exit_code(self) -> int:
+        if self.submitted_shards:
+            return 0
+        if self.shard is not None:
+            return 0 if not self.failed_shards and self.failed <= self.max_failures else 1
         return 0 if self.complete and self.failed <= self.max_failures else 1
 
     def line(self) -> str:
+        root = shlex.quote(self.run_dir)
+        if self.submitted_shards:
+            return (
+                f"{self.stage}: {len(self.submitted_shards)} shards submitted, not waited for (--wait waits and "
+                f"merges; the last task merges manifest.jsonl): `unitwave status {root}` shows progress, "
+                f"`unitwave resubmit {root}` reruns failed shards"
+            )
         s = (
             f"{self.stage}: {self.processed} done, {self.skipped} skipped, {self.failed} failed "
             f"in {self.wall_seconds:.1f} s ({self.records_per_second:.1f} rec/s, "
@@ -77,7 +104,8 @@ class RunSummary:
         if self.malformed_lines:
             s += f"; {self.malformed_lines} malformed input lines skipped"
         if self.failed_shards:
-            s += f"; shards {self.failed_shards} did not finish: rerun to resume"
+            how = f"`unitwave resubmit {root}` reruns them" if self.backend == "slurm" else "rerun to resume"
+            s += f"; shards {self.failed_shards} did not finish: {how}"
         if self.failed:
             s += f"; see {Path(self.run_dir) / 'errors.jsonl'}"
         return s
@@ -108,9 +136,10 @@ def run_stage(
     t0 = time.time()
     run = RunDir(out_dir)
     run.root.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        save_config(config, run.root)
     only = engine.parsed_shard()
+    # Shard tasks (SLURM array tasks) keep the config their driver saved: many tasks, one file.
+    if config is not None and (only is None or not (run.root / "config.yaml").exists()):
+        save_config(_without_shard(config), run.root)
     if only is not None and run.exists() and only[1] != run.num_shards:
         raise SystemExit(
             f"--shard {engine.shard}: {run.root} was started with {run.num_shards} shards (run.json)"
@@ -125,7 +154,10 @@ def run_stage(
         )
         if malformed_lines():
             run.update_info(input_malformed_lines=malformed_lines())
-            info = run.info()
+        command = _command_name(config)
+        if command and only is None and info.get("command") != command:
+            run.update_info(command=command)  # what SLURM tasks and `unitwave resubmit` run
+        info = run.info()
     n = int(info["num_shards"])
     if only is not None:
         shards = [only[0]]
@@ -142,18 +174,23 @@ def run_stage(
         outcomes = backend(stage, run, shards, engine, progress.poll)
     progress.close()
 
-    summary = RunSummary(stage=stage.name, run_dir=str(run.root), max_failures=engine.max_failures)
+    summary = RunSummary(stage=stage.name, run_dir=str(run.root), max_failures=engine.max_failures,
+                         shard=only[0] if only is not None else None, backend=engine.backend)
     summary.input_records = int(info["input_records"])
     summary.malformed_lines = int(info.get("input_malformed_lines", 0))
     for o in outcomes:
-        if o.ok and o.summary:
+        if o.pending:
+            summary.submitted_shards.append(o.shard)
+        elif o.ok and o.summary:
             summary.processed += o.summary["processed"]
         elif not o.ok:
             summary.failed_shards.append(o.shard)
     summary.skipped = already
     complete = all(run.is_done(k) for k in range(n))
     summary.complete = complete
-    if complete or only is None:
+    if summary.submitted_shards:
+        pass  # shards still to run write their results themselves; the last one merges
+    elif complete or only is None:
         counts = run.merge(engine.absolute_paths if absolute_paths is None else absolute_paths, stage.name)
         summary.failed = counts["errors"]
         summary.output_records = counts["records"]
@@ -170,6 +207,30 @@ def run_stage(
         (run.root / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
     print(summary.line(), flush=True)
     return summary
+
+
+def _command_name(config: tp.Any) -> str | None:
+    """The ``unitwave`` command whose config ``config`` is (None for library-only use)."""
+    from unitwave.commands import command_for_config
+
+    if config is None:
+        return None
+    try:
+        return command_for_config(type(config))
+    except KeyError:
+        return None
+
+
+def _without_shard(config: tp.Any) -> tp.Any:
+    """``config`` with ``--shard`` cleared, so the saved config.yaml reruns the whole stage."""
+    if not dc.is_dataclass(config) or isinstance(config, type):
+        return config
+    changes = {
+        f.name: dc.replace(v, shard=None)
+        for f in dc.fields(config)
+        if isinstance(v := getattr(config, f.name), EngineConfig) and v.shard is not None
+    }
+    return dc.replace(config, **changes) if changes else config
 
 
 def _needs_run(run: RunDir, k: int) -> bool:
