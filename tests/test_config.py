@@ -115,3 +115,19 @@ def test_cli_unknown_flag_and_command(cli, tmp_path):
     assert proc.returncode != 0 and "--sample-rate" in proc.stdout + proc.stderr
     proc = cli("convrt")
     assert proc.returncode != 0 and "did you mean 'convert'" in proc.stderr
+
+
+@dc.dataclass(frozen=True)
+class WithNestedDefault:
+    inner: tp.Annotated[Inner, tyro.conf.OmitArgPrefixes] = Inner(workers=9, mode="b")
+
+
+def test_partial_nested_yaml_keeps_the_parents_defaults():
+    cfg = from_dict(WithNestedDefault, {"inner": {"mode": "a"}})
+    assert cfg.inner == Inner(workers=9, mode="a")
+
+
+def test_positional_fields_are_found():
+    from unitwave.config import positional_fields
+
+    assert positional_fields(Outer) == ["input"]

@@ -41,8 +41,11 @@ def _type_name(tp_: tp.Any) -> str:
     return getattr(tp_, "__name__", None) or str(tp_).replace("typing.", "")
 
 
-def _convert(value: tp.Any, tp_: tp.Any, where: str) -> tp.Any:
-    """Coerce one YAML value to ``tp_`` or raise ConfigError naming ``where``."""
+def _convert(value: tp.Any, tp_: tp.Any, where: str, base: tp.Any = None) -> tp.Any:
+    """Coerce one YAML value to ``tp_`` or raise ConfigError naming ``where``.
+
+    ``base``: for a nested dataclass, the instance whose values the mapping's missing keys keep.
+    """
     tp_ = _unwrap(tp_)
     origin = tp.get_origin(tp_)
     if tp_ is tp.Any:
@@ -50,7 +53,7 @@ def _convert(value: tp.Any, tp_: tp.Any, where: str) -> tp.Any:
     if dc.is_dataclass(tp_):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {tp_.__name__}, got {value!r}")
-        return from_dict(tp_, value, where)
+        return from_dict(tp_, value, where, base=base)
     if origin in (tp.Union, types.UnionType):
         args = tp.get_args(tp_)
         if value is None and type(None) in args:
@@ -109,11 +112,21 @@ def _convert(value: tp.Any, tp_: tp.Any, where: str) -> tp.Any:
     raise ConfigError(f"{where}: unsupported config type {_type_name(tp_)}")
 
 
-def from_dict(cls: type[T], data: dict[str, tp.Any], where: str = "") -> T:
+def _default_of(f: dc.Field) -> tp.Any:
+    if f.default is not dc.MISSING:
+        return f.default
+    if f.default_factory is not dc.MISSING:
+        return f.default_factory()
+    return dc.MISSING
+
+
+def from_dict(cls: type[T], data: dict[str, tp.Any], where: str = "", base: tp.Any = None) -> T:
     """Build ``cls`` from a (possibly partial) mapping; missing required fields become ``tyro.MISSING``.
 
     Keys may be written ``snake_case`` or ``kebab-case``. An unknown key raises ConfigError naming it
-    and the closest known key.
+    and the closest known key. Keys a mapping leaves out keep the value of ``base`` (an instance of
+    ``cls``) or else the field's default; a nested section thus keeps the defaults its parent gave it
+    (``SegmentConfig.vad = VadOptions(min_silence_s=0.5)``), not only its class's.
     """
     import tyro
 
@@ -127,14 +140,27 @@ def from_dict(cls: type[T], data: dict[str, tp.Any], where: str = "") -> T:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(fields)}"
             raise ConfigError(f"unknown config key {path!r}{hint}")
-        kwargs[key] = _convert(value, hints[key], path)
+        inner_base = getattr(base, key) if base is not None else _default_of(fields[key])
+        kwargs[key] = _convert(value, hints[key], path, None if inner_base is dc.MISSING else inner_base)
     for name, f in fields.items():
         if name in kwargs:
             continue
-        if f.default is not dc.MISSING or f.default_factory is not dc.MISSING:
-            continue
-        kwargs[name] = tyro.MISSING
+        value = getattr(base, name) if base is not None else _default_of(f)
+        kwargs[name] = tyro.MISSING if value is dc.MISSING else value
     return cls(**kwargs)
+
+
+def positional_fields(cls: type) -> list[str]:
+    """Names of the fields a command takes as positional arguments (``tyro.conf.Positional``)."""
+    import tyro
+
+    hints = tp.get_type_hints(cls, include_extras=True)
+    return [
+        f.name
+        for f in dc.fields(cls)
+        if tp.get_origin(hints[f.name]) is tp.Annotated
+        and any(m is tyro.conf.Positional for m in tp.get_args(hints[f.name])[1:])
+    ]
 
 
 def to_dict(cfg: tp.Any) -> dict[str, tp.Any]:
@@ -152,6 +178,38 @@ def to_dict(cfg: tp.Any) -> dict[str, tp.Any]:
         return v
 
     return plain(cfg)
+
+
+def _flatten(data: tp.Any, prefix: str = "") -> dict[str, tp.Any]:
+    if isinstance(data, dict):
+        out: dict[str, tp.Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: data}
+
+
+def changed_settings(saved: Path, cfg: tp.Any, ignore: tp.Iterable[str] = ()) -> list[str]:
+    """``"key: old -> new"`` for each setting of ``cfg`` that differs from the config saved at ``saved``.
+
+    Keys in ``ignore`` (dotted; a section name ignores the whole section) are not compared. A saved
+    file that no longer parses as this config counts as one change.
+    """
+    try:
+        old = _flatten(to_dict(from_dict(type(cfg), read_yaml(saved))))
+    except (ConfigError, TypeError):
+        return [f"{saved} is not a config of this command"]
+    new = _flatten(to_dict(cfg))
+    skip = tuple(ignore)
+
+    def ignored(key: str) -> bool:
+        return any(key == i or key.startswith(i + ".") for i in skip)
+
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if not ignored(k) and old.get(k) != new.get(k)
+    ]
 
 
 def to_yaml(cfg: tp.Any) -> str:

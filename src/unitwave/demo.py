@@ -54,6 +54,13 @@ def steps(cfg: DemoConfig) -> list[Step]:
         Step("Convert to 16 kHz mono WAV (sharded, resumable)",
              ("convert", str(corpus / "manifest.jsonl"), str(out / "convert"), *w),
              (str(out / "convert" / "manifest.jsonl"),)),
+        Step("Speech statistics per file (VAD): CSV + sidecar, manifest with absolute paths, intervals",
+             ("vad", str(corpus / "manifest.jsonl"), str(out / "vad"), "--name", "corpus", *w),
+             (str(out / "vad" / "corpus.csv"), str(out / "vad" / "corpus.json"),
+              str(out / "vad" / "corpus.segments.jsonl"))),
+        Step("Segments cut in the middle of pauses (2-30 s, short ones merged)",
+             ("segment", str(out / "vad" / "corpus.json"), str(out / "segments"), "--name", "corpus", *w),
+             (str(out / "segments" / "corpus" / "manifest.jsonl"),)),
     ]
 
 

@@ -59,7 +59,9 @@ def test_manifest_input_relative_paths_slices_and_unsafe_paths(tmp_path, cli):
     ])
     with manifest.open("a") as f:
         f.write("{broken json\n")
-    proc = cli("convert", manifest, tmp_path / "out", "--workers", "1", "--sample-rate", "8000")
+    # --relative-to pins the root: sources outside it are refused, never written outside the output folder
+    proc = cli("convert", manifest, tmp_path / "out", "--workers", "1", "--sample-rate", "8000",
+               "--relative-to", data)
     assert proc.returncode == 1
     assert f"{manifest}:7" in proc.stderr and "1 malformed input lines skipped" in proc.stdout
     done = {r.get("text", r["id"]): r for r in load(tmp_path / "out")}
@@ -72,12 +74,16 @@ def test_manifest_input_relative_paths_slices_and_unsafe_paths(tmp_path, cli):
     reasons = sorted(e["reason"] for e in load(tmp_path / "out", "errors.jsonl"))
     assert len(reasons) == 3 and any("file not found" in r for r in reasons)
     assert sum("outside" in r and "--relative-to" in r for r in reasons) == 2
-    assert not (tmp_path / "outside").exists() and not list(tmp_path.glob("out/audio/../*.wav"))
-    # --relative-to widens the root; --absolute-paths writes absolute paths
-    proc = cli("convert", manifest, tmp_path / "out2", "--relative-to", tmp_path, "--absolute-paths")
+    assert not list((tmp_path / "out").glob("*.wav")) and not (tmp_path / "out" / "outside.wav").exists()
+    # by default the root is the folder all sources share, so sources beside the manifest's folder keep
+    # their structure inside the output folder; --absolute-paths writes absolute paths
+    proc = cli("convert", manifest, tmp_path / "out2", "--absolute-paths")
+    assert proc.returncode == 1  # only the missing file failed
+    assert len(load(tmp_path / "out2", "errors.jsonl")) == 1
     done2 = load(tmp_path / "out2")
     assert all(Path(r["audio_filepath"]).is_absolute() for r in done2)
-    assert any(r["audio_filepath"].endswith("out2/audio/outside.wav") for r in done2)
+    written = {Path(r["audio_filepath"]).relative_to(tmp_path / "out2" / "audio").as_posix() for r in done2}
+    assert {"outside.wav", "corpus/wav/good_000.wav", "corpus/wav/good_001.wav"} <= written
 
 
 def test_rerun_skips_everything_and_status(tmp_path, cli):

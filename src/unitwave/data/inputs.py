@@ -7,6 +7,7 @@ when two files in one folder share a stem, so ids stay unique).
 
 from __future__ import annotations
 
+import os
 import typing as tp
 from pathlib import Path
 
@@ -16,11 +17,29 @@ from unitwave.data.records import ensure_id
 
 
 def input_root(input_path: Path, relative_to: Path | None = None) -> Path:
-    """The folder output paths are made relative to: ``relative_to``, the input folder, or the manifest's folder."""
+    """The folder output paths keep their structure relative to.
+
+    ``relative_to`` when given; a folder input itself; for a manifest, its own folder when every audio
+    path lies inside it, else the deepest folder all its audio paths share (a manifest with absolute
+    paths often lives apart from its audio, like the one ``unitwave vad`` writes). Reads the manifest
+    once, streaming.
+    """
     if relative_to is not None:
-        return Path(relative_to).absolute()
-    p = Path(input_path).absolute()
-    return p if p.is_dir() else p.parent
+        return Path(os.path.abspath(relative_to))
+    p = Path(os.path.abspath(input_path))
+    if p.is_dir():
+        return p
+    root = p.parent
+    common: str | None = None
+    for rec in iter_manifest_inputs(p, ReadStats(quiet=True)):
+        value = rec.get(AUDIO_FIELD)
+        if not isinstance(value, str) or not value:
+            continue
+        folder = os.path.dirname(value)
+        common = folder if common is None else os.path.commonpath([common, folder])
+    if common is None or os.path.commonpath([str(root), common]) == str(root):
+        return root
+    return Path(common)
 
 
 def iter_folder(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Record]:

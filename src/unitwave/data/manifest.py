@@ -31,9 +31,13 @@ class ReadStats:
     records: int = 0
     malformed: int = 0
     malformed_where: list[str] = field(default_factory=list)
+    #: count without warning (a second pass over a manifest whose first pass already warned)
+    quiet: bool = False
 
     def skip(self, where: str, reason: str) -> None:
         self.malformed += 1
+        if self.quiet:
+            return
         if self.malformed <= MAX_WARNINGS:
             log.warning("skipping malformed manifest line %s: %s", where, reason)
             self.malformed_where.append(where)

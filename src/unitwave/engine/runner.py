@@ -23,7 +23,7 @@ from unitwave.engine.local import ShardOutcome, limit_threads, run_inline, run_l
 from unitwave.engine.options import EngineConfig, default_shard_count
 from unitwave.engine.progress import LogProgress
 from unitwave.engine.ray_backend import ray_backend
-from unitwave.engine.run_dir import RunDir
+from unitwave.engine.run_dir import RunDir, RunDirError
 from unitwave.engine.slurm import slurm_backend
 from unitwave.engine.stage import Stage
 
@@ -119,6 +119,7 @@ def run_stage(
     config: tp.Any = None,
     malformed_lines: tp.Callable[[], int] = lambda: 0,
     absolute_paths: bool | None = None,
+    resume_ignores: tp.Iterable[str] = (),
 ) -> RunSummary:
     """Run ``stage`` over the records ``inputs()`` yields (normalised: ``id`` + absolute paths).
 
@@ -130,6 +131,8 @@ def run_stage(
         config: the command's resolved config, saved as ``config.yaml``.
         malformed_lines: called after ``inputs()`` is consumed; counted in the summary.
         absolute_paths: overrides ``engine.absolute_paths`` for stages whose output contract needs one.
+        resume_ignores: config keys (dotted) that may change between runs of one folder without
+            changing results (e.g. ``device``); the engine section and positional paths always may.
     """
     from unitwave.config import save_config
 
@@ -137,6 +140,8 @@ def run_stage(
     run = RunDir(out_dir)
     run.root.mkdir(parents=True, exist_ok=True)
     only = engine.parsed_shard()
+    if config is not None and run.exists() and (run.root / "config.yaml").is_file():
+        _refuse_changed_settings(run, config, resume_ignores)
     # Shard tasks (SLURM array tasks) keep the config their driver saved: many tasks, one file.
     if config is not None and (only is None or not (run.root / "config.yaml").exists()):
         save_config(_without_shard(config), run.root)
@@ -231,6 +236,20 @@ def _without_shard(config: tp.Any) -> tp.Any:
         if isinstance(v := getattr(config, f.name), EngineConfig) and v.shard is not None
     }
     return dc.replace(config, **changes) if changes else config
+
+
+def _refuse_changed_settings(run: RunDir, config: tp.Any, resume_ignores: tp.Iterable[str]) -> None:
+    """A run folder resumes only with the settings that made it: finished records are never redone, so
+    new settings would silently mix two kinds of results in one manifest."""
+    from unitwave.config import changed_settings, positional_fields
+
+    ignore = ["engine", *positional_fields(type(config)), *resume_ignores]
+    changes = changed_settings(run.root / "config.yaml", config, ignore)
+    if changes:
+        raise RunDirError(
+            f"{run.root} was made with other settings ({'; '.join(changes)}): its finished records would "
+            f"not be redone. Use a new output folder, or the same settings to resume"
+        )
 
 
 def _needs_run(run: RunDir, k: int) -> bool:
