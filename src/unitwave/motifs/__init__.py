@@ -1,0 +1,7 @@
+"""Unit motifs: SentencePiece BPE over unit sequences, each unit one private-use character.
+
+``unitwave motifs UNITS_TXT OUT_DIR`` (:mod:`unitwave.motifs.bpe`) learns the pieces, writes the
+motif-encoded corpus and ``motif_analysis.json``; :mod:`unitwave.motifs.encoding` maps units to
+characters and corpora to symbol sequences (runs or frames); :mod:`unitwave.motifs.synthetic` writes
+unit corpora with planted motifs in the formats ``unitwave units encode`` produces.
+"""
