@@ -1,0 +1,305 @@
+"""Batched inference: ``Vocoder.from_dir(voc_dir).synthesize(units, f0=None, speaker=None)``.
+
+Needs only torch and numpy. The folder is a unitwave model folder (``model_card.json`` +
+``generator.safetensors``) or a legacy fairseq/textlesslib one (``config.json`` + ``g_XXXXXXXX``).
+Weight norm is folded away, utterances are sorted by length and run in padded batches whose every
+item gives exactly what it gives alone (see :mod:`unitwave.vocoder.hifigan`).
+"""
+
+from __future__ import annotations
+
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from unitwave.vocoder.config import VocoderConfig
+from unitwave.vocoder.pitch import quantize_f0, unit_f0
+
+ArrayLike = np.ndarray | tp.Sequence[int] | tp.Sequence[float] | torch.Tensor
+Speaker = int | str | np.ndarray | tp.Sequence[float] | None
+Layout = tp.Literal["auto", "channels_last", "plain"]
+
+
+def _as_array(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class Vocoder:
+    """A generator ready for inference, with what its model card says about rates and tables."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        cfg: VocoderConfig,
+        card: dict[str, tp.Any],
+        device: str = "cpu",
+        layout: Layout = "auto",
+    ) -> None:
+        """``generator`` must have its weight norm removed (``load_vocoder``/``load_legacy`` do it).
+
+        ``layout``: "channels_last" runs the decoder as channels-last 2-D convolutions (faster on CPU,
+        see :mod:`unitwave.vocoder.fast`), "plain" as 1-D ones; "auto" picks channels-last on CPU.
+        """
+        from unitwave.vocoder.fast import to_channels_last
+
+        self.cfg = cfg
+        self.card = card
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        if layout == "channels_last" or (layout == "auto" and self.device.type == "cpu"):
+            to_channels_last(self.generator)
+        self.speakers: list[str] | None = card.get("speakers")
+        self.styles: list[str] | None = card.get("styles")
+
+    @classmethod
+    def from_dir(cls, voc_dir: str | Path, device: str = "cpu", layout: Layout = "auto") -> Vocoder:
+        """Load a unitwave vocoder folder, or a legacy one (``config.json`` + checkpoint)."""
+        from unitwave.vocoder.legacy import find_legacy_files, load_legacy
+        from unitwave.vocoder.models import CARD, load_vocoder
+
+        voc_dir = Path(voc_dir)
+        if (voc_dir / CARD).is_file():
+            return cls(*load_vocoder(voc_dir), device=device, layout=layout)
+        found = find_legacy_files(voc_dir) if voc_dir.is_dir() else None
+        if found is None:
+            raise FileNotFoundError(
+                f"{voc_dir}: no vocoder here (expected {CARD} + generator.safetensors, or a legacy "
+                f"config.json + g_XXXXXXXX checkpoint)"
+            )
+        return cls(*load_legacy(*found), device=device, layout=layout)
+
+    @classmethod
+    def from_generator(
+        cls,
+        generator: nn.Module,
+        cfg: VocoderConfig,
+        card: dict[str, tp.Any] | None = None,
+        layout: Layout = "auto",
+    ) -> Vocoder:
+        """An inference copy of a generator being trained (validation samples): deep-copied, weight norm
+        folded, on the generator's device; the original keeps its weight norm and its train/eval mode."""
+        import copy
+
+        from unitwave.vocoder.hifigan import remove_weight_norm
+
+        device = next(generator.parameters()).device
+        copied = remove_weight_norm(copy.deepcopy(generator))
+        return cls(copied, cfg, card or {"frame_hop_s": cfg.hop / cfg.sample_rate}, str(device), layout)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def hop_samples(self) -> int:
+        """Output samples per conditioning frame."""
+        return self.cfg.hop
+
+    @property
+    def frame_hop_s(self) -> float:
+        """Seconds per unit frame the vocoder was trained on."""
+        return float(self.card.get("frame_hop_s") or self.cfg.hop / self.cfg.sample_rate)
+
+    @property
+    def uses_f0(self) -> bool:
+        return self.cfg.uses_f0
+
+    def f0_from_audio(self, audio: np.ndarray, sample_rate: int, num_frames: int) -> np.ndarray:
+        """F0 in Hz of ``(T,)`` audio on ``num_frames`` unit frames, as this vocoder was trained on."""
+        return unit_f0(audio, sample_rate, self.frame_hop_s, num_frames, self.cfg.pitch)
+
+    def _f0_input(self, f0: ArrayLike, frames: int, index: int) -> np.ndarray:
+        arr = _as_array(f0)
+        if arr.ndim != 1 or len(arr) == 0 or len(arr) % frames:
+            raise ValueError(
+                f"utterance {index}: F0 has shape {arr.shape}; need one value (or r) per unit frame "
+                f"({frames})"
+            )
+        mode = self.cfg.hifigan.f0
+        if mode == "continuous":
+            return arr.astype(np.float32)
+        if np.issubdtype(arr.dtype, np.integer):
+            bins = arr.astype(np.int64)
+        elif self.cfg.pitch.quantizer == "external":
+            raise ValueError(
+                "this vocoder's F0 quantiser is not known to unitwave (imported checkpoint): pass F0 as "
+                "integer bin indices"
+            )
+        else:
+            bins = quantize_f0(arr, self.cfg.pitch)
+        if bins.min() < 0 or bins.max() >= self.cfg.hifigan.f0_bins:
+            raise ValueError(f"utterance {index}: F0 bins must lie in [0, {self.cfg.hifigan.f0_bins})")
+        return bins
+
+    def _speaker_input(self, speaker: Speaker, index: int) -> np.ndarray:
+        mode = self.cfg.speaker_mode
+        if mode == "none":
+            return np.zeros(1, np.int64)
+        if speaker is None:
+            raise ValueError(f"utterance {index}: this vocoder needs a speaker ({mode})")
+        if mode == "lookup":
+            if isinstance(speaker, str):
+                if not self.speakers or speaker not in self.speakers:
+                    known = ", ".join((self.speakers or [])[:10])
+                    raise ValueError(
+                        f"unknown speaker {speaker!r}; known: {known or '(no names in the model card)'}"
+                    )
+                speaker = self.speakers.index(speaker)
+            sid = int(tp.cast(int, speaker))
+            if not 0 <= sid < self.cfg.hifigan.num_speakers:
+                raise ValueError(f"speaker id {sid} out of range [0, {self.cfg.hifigan.num_speakers})")
+            return np.array([sid], np.int64)
+        vec = np.asarray(speaker, dtype=np.float32).reshape(-1)
+        if vec.shape != (self.cfg.hifigan.speaker_vector_dim,):
+            raise ValueError(
+                f"speaker vector must have {self.cfg.hifigan.speaker_vector_dim} values, got {vec.shape}"
+            )
+        return vec
+
+    @torch.inference_mode()
+    def synthesize(
+        self,
+        units: ArrayLike | tp.Sequence[ArrayLike],
+        f0: ArrayLike | tp.Sequence[ArrayLike] | None = None,
+        speaker: Speaker | tp.Sequence[Speaker] = None,
+        style: int | tp.Sequence[int] | None = None,
+        batch_size: int | None = None,
+        max_padding: float = 0.2,
+        predict_durations: bool = False,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Waveforms (float32 in [-1, 1] at :attr:`sample_rate`) for unit sequences.
+
+        Args:
+            units: one ``(N,)`` unit sequence, or a list of them.
+            f0: per utterance, ``(N,)`` Hz (0 = unvoiced; quantised here) or integer bins, or ``(N * r,)``
+                for vocoders whose F0 runs ``r`` times faster; required when the vocoder is pitch-conditioned.
+            speaker: per utterance (or one for all): lookup id, name from the card, or external vector.
+            style: per utterance (or one for all) style id, for vocoders with a style table.
+            batch_size: most utterances per forward pass; None: 1 on CPU (batching only adds padding and
+                mask work there, see benchmarks/vocoder_rtf.py), 8 on a GPU.
+            max_padding: a batch grows only while its padded frames stay within this fraction of its real
+                frames (utterances are sorted by length first).
+            predict_durations: units are deduplicated; the vocoder's duration predictor (legacy
+                speech-to-speech vocoders) repeats each one. One utterance per pass; no F0.
+
+        Returns:
+            ``(N * r * hop,)`` samples per utterance: one array for one sequence, else a list.
+        """
+        if isinstance(units, (np.ndarray, torch.Tensor)) and units.ndim == 2:
+            units = list(units)  # (B, N): B sequences of N frames
+        single = not isinstance(units, (list, tuple)) or (len(units) > 0 and np.isscalar(units[0]))
+        seqs = (
+            [_as_array(units).astype(np.int64)] if single else [_as_array(u).astype(np.int64) for u in units]
+        )
+        n = len(seqs)
+        f0s = [f0] if single and f0 is not None else (list(f0) if f0 is not None else [None] * n)
+        per_speaker = (
+            not single
+            and isinstance(speaker, (list, tuple))
+            and len(speaker) == n
+            and not (self.cfg.speaker_mode == "vector" and np.isscalar(speaker[0]))
+        )
+        speakers = list(speaker) if per_speaker else [speaker] * n
+        styles = list(style) if isinstance(style, (list, tuple)) else [style] * n
+        if len(f0s) != n:
+            raise ValueError(f"got {len(f0s)} F0 tracks for {n} unit sequences")
+        for i, s in enumerate(seqs):
+            if s.ndim != 1 or len(s) == 0:
+                raise ValueError(
+                    f"utterance {i}: units must be a non-empty 1-D sequence, got shape {s.shape}"
+                )
+            if s.min() < 0 or s.max() >= self._num_units():
+                raise ValueError(f"utterance {i}: unit ids must lie in [0, {self._num_units()})")
+        if self.uses_f0 and any(x is None for x in f0s):
+            raise ValueError("this vocoder is pitch-conditioned: pass f0 (Hz or bins) for every utterance")
+        if batch_size is None:
+            batch_size = 1 if self.device.type == "cpu" else 8
+        if predict_durations:
+            if getattr(self.generator, "dur_predictor", None) is None:
+                raise ValueError("this vocoder has no duration predictor; pass frame-level units")
+            if self.uses_f0:
+                raise ValueError(
+                    "duration prediction with F0 conditioning is not supported (F0 is frame-level)"
+                )
+            batch_size = 1
+        out: list[np.ndarray | None] = [None] * n
+        for idx in length_buckets([len(s) for s in seqs], batch_size, max_padding):
+            waves = self._run_batch(
+                [seqs[i] for i in idx],
+                [self._f0_input(f0s[i], len(seqs[i]), i) if self.uses_f0 else None for i in idx],
+                [self._speaker_input(speakers[i], i) for i in idx],
+                [styles[i] for i in idx],
+                predict_durations,
+            )
+            for i, w in zip(idx, waves):
+                out[i] = w
+        results = tp.cast(list[np.ndarray], out)
+        return results[0] if single else results
+
+    def _num_units(self) -> int:
+        return self.cfg.hifigan.num_units if self.cfg.generator == "hifigan" else self.cfg.simple.num_units
+
+    def _run_batch(
+        self,
+        seqs: list[np.ndarray],
+        f0s: list[np.ndarray | None],
+        speakers: list[np.ndarray],
+        styles: list[tp.Any],
+        predict_durations: bool = False,
+    ) -> list[np.ndarray]:
+        b, longest = len(seqs), max(len(s) for s in seqs)
+        dev = self.device
+        units = torch.zeros(b, longest, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            units[i, : len(s)] = torch.from_numpy(s)
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        ratio = 1
+        f0 = None
+        if f0s[0] is not None:
+            ratio = len(f0s[0]) // len(seqs[0])
+            if any(len(x) != ratio * len(s) for x, s in zip(f0s, seqs)):  # type: ignore[arg-type]
+                raise ValueError("all F0 tracks of a batch must run at the same multiple of the unit rate")
+            f0 = torch.zeros(
+                b, longest * ratio, dtype=torch.long if f0s[0].dtype == np.int64 else torch.float32
+            )
+            for i, x in enumerate(f0s):
+                f0[i, : len(x)] = torch.from_numpy(x)  # type: ignore[arg-type]
+            f0 = f0.to(dev)
+        speaker = None
+        if self.cfg.speaker_mode != "none":
+            speaker = torch.from_numpy(np.stack(speakers)).to(dev)
+            speaker = speaker.view(-1) if self.cfg.speaker_mode == "lookup" else speaker
+        style = None
+        if self.cfg.generator == "hifigan" and self.cfg.hifigan.num_styles > 0:
+            if any(s is None for s in styles):
+                raise ValueError("this vocoder needs a style id per utterance")
+            style = torch.tensor([int(s) for s in styles], dtype=torch.long, device=dev)
+        if predict_durations:
+            gen = self.generator
+            wave = gen.decode(gen.condition(units.to(dev), None, speaker, style, predict_durations=True))
+            return [wave.reshape(-1).float().cpu().numpy()]
+        mask_lengths = lengths.to(dev) if b > 1 else None
+        wave = self.generator(units.to(dev), f0, speaker, style, lengths=mask_lengths)
+        wave = wave.squeeze(1).float().cpu().numpy()
+        hop = wave.shape[-1] // (longest * ratio)
+        return [wave[i, : len(s) * ratio * hop].copy() for i, s in enumerate(seqs)]
+
+
+def length_buckets(lengths: tp.Sequence[int], batch_size: int, max_padding: float = 0.2) -> list[list[int]]:
+    """Indices grouped longest first into batches of at most ``batch_size`` whose padding (frames added to
+    reach the batch's longest item) stays within ``max_padding`` of their real frames."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        if batch is not None and len(batch) < max(1, batch_size):
+            longest = lengths[batch[0]]
+            real = sum(lengths[j] for j in batch) + lengths[i]
+            if longest * (len(batch) + 1) <= (1.0 + max_padding) * real:
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches
