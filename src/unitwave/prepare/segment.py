@@ -33,17 +33,9 @@ from unitwave.audio.vad.segments import SegmentRules, ShortPolicy
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record, iter_jsonl
 from unitwave.engine.options import EngineConfig
-from unitwave.engine.stage import Stage
-from unitwave.prepare.vad import (
-    CostCache,
-    LoadedAudio,
-    backend_meta,
-    load_record_audio,
-    require_input,
-)
+from unitwave.prepare.vad import LoadedAudio, VadDrivenStage, backend_meta, require_input
 
 if tp.TYPE_CHECKING:
-    from unitwave.audio.vad.backends import VadBackend
     from unitwave.engine.run_dir import RunDir
 
 #: a pause is at least this long unless --min-silence-s says otherwise
@@ -109,15 +101,13 @@ def segment_relpath(record: Record, root: Path, from_folder: bool, index: int) -
     return rel.with_name(f"{rel.name[: -len('.wav')]}_{index:04d}.wav")
 
 
-class SegmentStage(Stage):
+class SegmentStage(VadDrivenStage):
     """One source record in, its segments out (0, 1 or many records)."""
 
     name = "segment"
-    batch_seconds = 4800.0  # padded audio seconds per batch (see VadStage)
-    max_batch_items = 8
 
     def __init__(self, cfg: SegmentConfig, run_root: Path, meta: dict[str, tp.Any]) -> None:
-        self.options = cfg.vad
+        super().__init__(cfg.vad)
         self.rules = cfg.rules()
         self.language = cfg.language
         self.sample_rate = cfg.sample_rate
@@ -126,23 +116,11 @@ class SegmentStage(Stage):
         self.root = input_root(cfg.input, cfg.relative_to)
         self.from_folder = Path(cfg.input).is_dir()
         self.meta = meta
-        self.backend: VadBackend | None = None
-        self._seconds = CostCache()
-
-    def setup(self) -> None:
-        self.backend = self.options.build()
-
-    def cost(self, record: Record) -> float:
-        return self._seconds(record)
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
         from unitwave.audio.vad.segments import plan_segments
 
-        if self.backend is None:
-            self.setup()
-        backend = tp.cast("VadBackend", self.backend)
-        loaded = [load_record_audio(r) for r in batch]
-        probs = backend.probabilities_batch([x.audio for x in loaded])
+        backend, loaded, probs = self.detect(batch)
         out = []
         for record, item, p in zip(batch, loaded, probs):
             plan = plan_segments(

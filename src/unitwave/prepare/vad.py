@@ -118,19 +118,17 @@ class CostCache:
         return self._seen[rid]
 
 
-class VadStage(Stage):
-    """Speech intervals and statistics of one record: input fields + ``duration`` + ``vad``."""
+class VadDrivenStage(Stage):
+    """What ``vad`` and ``segment`` share: a VAD backend built once per worker, batches of files run
+    in lockstep, batch cost in audio seconds."""
 
-    name = "vad"
     #: padded audio seconds per batch (8 files of 10 minutes; longer files go alone)
     batch_seconds = 4800.0
     #: files run in lockstep by the silero backend (its per-window speed levels off beyond 8)
     max_batch_items = 8
 
-    def __init__(self, options: VadOptions, outputs: dict[str, str], meta: dict[str, tp.Any]) -> None:
+    def __init__(self, options: VadOptions) -> None:
         self.options = options
-        self.outputs = outputs
-        self.meta = meta
         self.backend: VadBackend | None = None
         self._seconds = CostCache()
 
@@ -140,15 +138,30 @@ class VadStage(Stage):
     def cost(self, record: Record) -> float:
         return self._seconds(record)
 
-    def process(self, batch: list[Record]) -> list[list[Record]]:
-        from unitwave.audio.vad.intervals import speech_intervals
-        from unitwave.audio.vad.stats import pauses_between, speech_stats
-
+    def detect(self, batch: list[Record]) -> tuple[VadBackend, list[LoadedAudio], list[np.ndarray]]:
+        """Load each record's audio and run the backend: ``(backend, audio, frame probabilities)``."""
         if self.backend is None:
             self.setup()
         backend = tp.cast("VadBackend", self.backend)
         loaded = [load_record_audio(r) for r in batch]
-        probs = backend.probabilities_batch([x.audio for x in loaded])
+        return backend, loaded, backend.probabilities_batch([x.audio for x in loaded])
+
+
+class VadStage(VadDrivenStage):
+    """Speech intervals and statistics of one record: input fields + ``duration`` + ``vad``."""
+
+    name = "vad"
+
+    def __init__(self, options: VadOptions, outputs: dict[str, str], meta: dict[str, tp.Any]) -> None:
+        super().__init__(options)
+        self.outputs = outputs
+        self.meta = meta
+
+    def process(self, batch: list[Record]) -> list[list[Record]]:
+        from unitwave.audio.vad.intervals import speech_intervals
+        from unitwave.audio.vad.stats import pauses_between, speech_stats
+
+        backend, loaded, probs = self.detect(batch)
         rules = self.options.rules()
         out = []
         for record, item, p in zip(batch, loaded, probs):
