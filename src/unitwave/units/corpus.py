@@ -1,0 +1,114 @@
+"""The unit corpus files: per-frame units with times, run-length deduplicated runs, and ``units.txt``.
+
+``<name>_corpus_timestamped.jsonl`` holds one utterance per line (see docs/FORMATS.md)::
+
+    {"id", "audio_filepath", "duration", "encoder", "layer", "k", "frame_hop_s", "frame_offset_s",
+     "units": [u, ...], "times": [[start_s, end_s], ...], "runs": [[unit, start_s, end_s], ...], ...}
+
+Times are seconds from the start of the utterance's audio (from its ``offset`` when it is a slice).
+Frame ``t`` spans ``[frame_offset_s + t * frame_hop_s, + frame_hop_s)``: the hop-long interval centred on
+the frame's receptive field, so consecutive frames tile the utterance without gaps or overlap.
+``<name>_units.txt`` holds the same utterances in the same order, one line of space-separated frame
+units each (the input of ``unitwave motifs`` and ``unitwave lm``). Both are written by streaming the
+run's merged manifest, one record at a time, and replaced atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+
+from unitwave.data.manifest import ManifestWriter, Record, iter_jsonl
+
+TIME_DECIMALS = 6  # 1 us
+#: fields every corpus line starts with, in this order; other fields of the record follow unchanged
+CORPUS_FIELDS = ("id", "audio_filepath", "duration", "encoder", "layer", "k", "frame_hop_s", "frame_offset_s")
+
+
+def corpus_path(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}_corpus_timestamped.jsonl"
+
+
+def units_txt_path(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}_units.txt"
+
+
+def frame_times(num_frames: int, hop_s: float, offset_s: float) -> np.ndarray:
+    """``(T, 2)`` start and end of each frame in seconds."""
+    start = offset_s + np.arange(num_frames) * hop_s
+    return np.stack([start, start + hop_s], axis=1)
+
+
+def runs_of(units: tp.Sequence[int], times: np.ndarray) -> list[list[tp.Any]]:
+    """Run-length deduplication: ``[[unit, start_s, end_s], ...]`` from frame units and ``times (T, 2)``."""
+    u = np.asarray(units, dtype=np.int64)
+    if u.size == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    ends = np.concatenate([starts[1:], [u.size]]) - 1
+    return [
+        [int(u[s]), round(float(times[s, 0]), TIME_DECIMALS), round(float(times[e, 1]), TIME_DECIMALS)]
+        for s, e in zip(starts, ends)
+    ]
+
+
+def timestamped(record: Record) -> Record:
+    """The corpus line of an encoded manifest record (with ``units``, ``frame_hop_s``, ``frame_offset_s``)."""
+    units = [int(u) for u in record["units"]]
+    times = frame_times(len(units), float(record["frame_hop_s"]), float(record["frame_offset_s"]))
+    head = {key: record.get(key) for key in CORPUS_FIELDS}
+    rest = {key: value for key, value in record.items() if key not in CORPUS_FIELDS and key != "units"}
+    return {
+        **head,
+        "units": units,
+        "times": np.round(times, TIME_DECIMALS).tolist(),
+        "runs": runs_of(units, times),
+        **rest,
+    }
+
+
+def write_corpus(manifest: Path, folder: Path, name: str) -> tuple[Path, Path, int]:
+    """Stream ``manifest`` (encoded records) into the timestamped corpus and ``units.txt`` under ``folder``.
+
+    Returns ``(corpus path, units.txt path, utterances)``. Both files appear atomically.
+    """
+    corpus, units_txt = corpus_path(folder, name), units_txt_path(folder, name)
+    tmp_txt = units_txt.with_name(f".{units_txt.name}.{os.getpid()}.tmp")
+    count = 0
+    try:
+        with (
+            ManifestWriter(corpus, base_dir=Path(manifest).parent) as out,
+            open(tmp_txt, "w", encoding="utf-8") as txt,
+        ):
+            for record in iter_jsonl(Path(manifest)):
+                if "units" not in record:
+                    continue
+                out.write(timestamped(record))
+                txt.write(" ".join(str(int(u)) for u in record["units"]) + "\n")
+                count += 1
+            txt.flush()
+            os.fsync(txt.fileno())
+        os.replace(tmp_txt, units_txt)
+    finally:
+        tmp_txt.unlink(missing_ok=True)
+    return corpus, units_txt, count
+
+
+def find_corpus(path: Path) -> Path:
+    """A corpus file itself, or the single ``*_corpus_timestamped.jsonl`` in a run folder."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        found = sorted(p.glob("*_corpus_timestamped.jsonl"))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(
+                f"{p} holds several corpora ({', '.join(f.name for f in found)}); pass one of them"
+            )
+        raise FileNotFoundError(f"{p}: no *_corpus_timestamped.jsonl (run `unitwave units encode` first)")
+    raise FileNotFoundError(f"unit corpus not found: {p}")
