@@ -5,6 +5,7 @@ unitwave lm train runs/units/demo_units.txt runs/lm --epochs 20 --hidden-size 51
 unitwave lm score runs/lm runs/units/test_units.txt runs/lm/test_scores.jsonl
 unitwave lm sample runs/lm --prompt "12 12 40 40 7" --length 200 --num-samples 4
 unitwave lm grid grid.yaml runs/units/demo_units.txt runs/lm_grid --workers 4
+unitwave lm train runs/units/demo_units.txt runs/lm --backend slurm --num-nodes 2 --devices 4 --partition gpu
 ```
 Torch and Lightning are imported only inside the functions, so ``--help`` is instant.
 """
@@ -19,6 +20,7 @@ import tyro
 
 from unitwave.engine.options import EngineConfig
 from unitwave.train.config import Device, TrainConfig
+from unitwave.train.launch import LaunchConfig
 
 
 @dc.dataclass(frozen=True)
@@ -54,6 +56,7 @@ class LMTrainConfig:
     load_on_the_fly: bool = False
     """Read each utterance from the file when needed instead of holding the corpus in RAM."""
     train: tp.Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
+    launch: tp.Annotated[LaunchConfig, tyro.conf.OmitArgPrefixes] = LaunchConfig()
 
     def check(self) -> LMTrainConfig:
         from unitwave.config import ConfigError
@@ -133,7 +136,16 @@ class LMGridConfig:
     engine: tp.Annotated[EngineConfig, tyro.conf.OmitArgPrefixes] = EngineConfig()
 
 
-def train(cfg: LMTrainConfig) -> dict[str, tp.Any]:
+def train(cfg: LMTrainConfig) -> tp.Any:
+    """Train here, or (``--backend slurm``) submit the same training as a SLURM job."""
+    if cfg.launch.backend == "slurm":
+        from unitwave.lm.training import check_same_model
+        from unitwave.train.launch import submit_training
+
+        if not Path(cfg.units).is_file():
+            raise FileNotFoundError(f"units file not found: {cfg.units}")
+        check_same_model(cfg.check(), Path(cfg.output_dir))  # before config.yaml is replaced
+        return submit_training(cfg, cfg.output_dir, cfg.train)
     from unitwave.lm.training import train_lm
 
     return train_lm(cfg)

@@ -63,19 +63,10 @@ MODEL_FIELDS = ("arch", "embedding_dim", "hidden_size", "num_layers", "k", "num_
 
 def check_same_model(cfg: LMTrainConfig, out: Path) -> None:
     """A run folder that will be resumed must hold the same model: say so before loading weights fails."""
-    from unitwave.config import read_yaml
-    from unitwave.train.checkpoint import resume_path
+    from unitwave.train.checkpoint import refuse_other_model
 
-    previous = out / "config.yaml"
-    if not previous.is_file() or resume_path(cfg.train.resume, out) is None:
-        return
-    old = read_yaml(previous)
-    new = to_dict(cfg)
-    fields = MODEL_FIELDS if "transformer" in (old.get("arch"), new["arch"]) else MODEL_FIELDS[:5]
-    differ = [f"{f} {old.get(f)!r} -> {new[f]!r}" for f in fields if f in old and old[f] != new[f]]
-    if differ:
-        raise ValueError(f"{out} holds a run of another model ({', '.join(differ)}); resuming it cannot work: "
-                         "use a new output folder, or --resume none to start this one over")
+    keys = MODEL_FIELDS if cfg.arch == "transformer" else MODEL_FIELDS[:5]
+    refuse_other_model(cfg, out, cfg.train.resume, keys)
 
 
 def train_lm(cfg: LMTrainConfig, echo: bool = True) -> dict[str, tp.Any]:

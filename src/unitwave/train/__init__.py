@@ -15,7 +15,8 @@ Public API
   ``optimizer_groups``, ``on_epoch_saved(out_dir, epoch, saved)``.
 - :class:`GANModule` (manual optimisation, two optimisers): define ``generator_parameters``,
   ``discriminator_parameters``, ``generate(batch)``, ``discriminator_loss(batch, generated_detached)``,
-  ``generator_loss(batch, generated)`` and ``validation_metrics``. Discriminator step, then generator step.
+  ``generator_loss(batch, generated)`` and ``validation_metrics``. Discriminator step, then generator step;
+  ``GANModule(train, generator_lr=..., discriminator_lr=...)`` gives each optimiser its own peak lr.
 - :func:`fit(module, train_loader, val_loader, out_dir, config=...) <fit>` -> :class:`FitResult`: the run
   folder gets ``checkpoints/{latest,best,final,epoch_NNNN}.ckpt`` (atomic; model, optimisers,
   schedulers, scaler, RNG states, epoch/step, history, resolved config; readable with
@@ -26,6 +27,10 @@ Public API
 - :func:`export` / :func:`load_exported` / :func:`load_weights`: ``model.safetensors`` + ``model_card.json``,
   loaded with torch + safetensors only (module ``unitwave.train.portable`` never imports Lightning).
 - :func:`load_checkpoint` (``weights_only=True``), :func:`seed_all`.
+- :class:`LaunchConfig` / :func:`submit_training` (``train.launch``): ``--backend slurm`` turns any training
+  command into a SLURM job (``<out>/train.sbatch``: srun, one process per device, Lightning's SLURM
+  environment for ``--num-nodes`` x ``--devices``); a command composes ``launch: LaunchConfig`` next to
+  ``train`` and calls ``submit_training(cfg, out_dir, cfg.train)`` when ``cfg.launch.backend == "slurm"``.
 
 Minimal GAN-style model (a vocoder follows the same shape; see ``unitwave.train.toy`` for tested ones)::
 
@@ -78,6 +83,8 @@ _LAZY = {
     "load_checkpoint": "unitwave.train.checkpoint",
     "seed_all": "unitwave.train.checkpoint",
     "LRSchedule": "unitwave.train.schedule",
+    "LaunchConfig": "unitwave.train.launch",
+    "submit_training": "unitwave.train.launch",
 }
 
 __all__ = ["TrainConfig", *sorted(_LAZY)]  # noqa: PLE0604 - names of the lazy attributes

@@ -6,7 +6,8 @@ Each training batch runs::
     discriminator_loss(batch, detached(generated)) -> backward -> [clip, step D, schedule D]
     generator_loss(batch, generated)               -> backward -> [clip, step G, schedule G]
 
-with each optimizer toggled (the other network's parameters frozen) during its step, gradients
+with each optimizer toggled (the other network's parameters frozen) during its step, each with its own
+peak learning rate (``generator_lr`` / ``discriminator_lr``, default ``--lr``), gradients
 accumulated over ``grad_accum`` batches (the last batch of an epoch always steps), clipping after
 unscaling (so it is right under fp16 loss scaling) and both schedulers stepped per optimizer step.
 A model defines the four methods below plus ``validation_metrics``; checkpoints, resume, logs and
@@ -42,9 +43,18 @@ class GANModule(TrainModule):
     ``train_loss`` is the generator loss, ``train_d_loss`` the discriminator loss.
     """
 
-    def __init__(self, train: TrainConfig) -> None:
+    def __init__(
+        self, train: TrainConfig, generator_lr: float | None = None, discriminator_lr: float | None = None
+    ) -> None:
+        """``generator_lr`` / ``discriminator_lr``: each optimiser's peak learning rate (None: ``train.lr``);
+        the schedule scales both alike."""
         super().__init__(train)
         self.automatic_optimization = False
+        for name, lr in (("generator_lr", generator_lr), ("discriminator_lr", discriminator_lr)):
+            if lr is not None and not lr > 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be > 0 (got {lr})")
+        self.generator_lr = generator_lr
+        self.discriminator_lr = discriminator_lr
 
     # ------------------------------------------------------------------------------ what models define
     def generator_parameters(self) -> tp.Iterable[torch.nn.Parameter]:
@@ -66,10 +76,13 @@ class GANModule(TrainModule):
         raise NotImplementedError(f"{type(self).__name__} must define generator_loss(batch, generated)")
 
     def optimizer_groups(self) -> list[ParamGroup]:
-        """Generator first, discriminator second; override to give each its own lr or betas."""
+        """Generator first, discriminator second, with their own learning rates; override for other
+        per-optimiser settings (betas, weight decay)."""
         return [
-            ParamGroup("generator", [p for p in self.generator_parameters() if p.requires_grad]),
-            ParamGroup("discriminator", [p for p in self.discriminator_parameters() if p.requires_grad]),
+            ParamGroup("generator", [p for p in self.generator_parameters() if p.requires_grad], lr=self.generator_lr),
+            ParamGroup(
+                "discriminator", [p for p in self.discriminator_parameters() if p.requires_grad], lr=self.discriminator_lr
+            ),
         ]
 
     # ------------------------------------------------------------------------------ the loop

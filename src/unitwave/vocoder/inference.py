@@ -56,11 +56,14 @@ class Vocoder:
 
     @classmethod
     def from_dir(cls, voc_dir: str | Path, device: str = "cpu", layout: Layout = "auto") -> Vocoder:
-        """Load a unitwave vocoder folder, or a legacy one (``config.json`` + checkpoint)."""
+        """Load a unitwave vocoder folder (or the run folder of ``unitwave vocoder train``, whose ``model/``
+        it is), or a legacy one (``config.json`` + checkpoint)."""
         from unitwave.vocoder.legacy import find_legacy_files, load_legacy
         from unitwave.vocoder.models import CARD, load_vocoder
 
         voc_dir = Path(voc_dir)
+        if not (voc_dir / CARD).is_file() and (voc_dir / "model" / CARD).is_file():
+            voc_dir = voc_dir / "model"
         if (voc_dir / CARD).is_file():
             return cls(*load_vocoder(voc_dir), device=device, layout=layout)
         found = find_legacy_files(voc_dir) if voc_dir.is_dir() else None

@@ -1,0 +1,208 @@
+"""``unitwave resynth INPUT OUT_DIR --units KM_DIR --vocoder VOC_DIR``: speech to speech through units.
+
+Per record, on the engine (shards, resume, OOM back-off, per-record errors, any backend): the audio is
+loaded at the encoder's rate (resampled), encoded into units with the k-means folder's
+:class:`~unitwave.units.extractor.UnitExtractor`, given F0 from the same audio when the vocoder is
+pitch-conditioned, and synthesized by the vocoder (length-sorted batches) into a 16-bit WAV at the
+vocoder's rate: ``OUT_DIR/audio/<path of the source relative to the input folder or manifest>.wav``
+(``--relative-to`` picks another root; nothing is ever written outside OUT_DIR). An input whose WAV is
+already there is not synthesized again (its record says ``"existing": true`` and carries no units).
+
+Output records: the input record (other fields untouched) with ``audio_filepath`` (the synthesized
+WAV), ``duration`` (its seconds), ``source`` (+ ``source_offset`` for slices), ``units`` (one id per
+frame), ``num_units``, ``frame_hop_s`` and, for speaker-conditioned vocoders, ``vocoder_speaker``.
+
+Speakers: a vocoder with a speaker table speaks as ``--speaker NAME`` for every record, else as the
+record's own ``speaker`` when the table has it; any other record fails (``errors.jsonl``) naming the
+table, so nothing is silently voiced by the wrong speaker. ``--speaker`` with a vocoder that has no
+speaker table is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses as dc
+import typing as tp
+from pathlib import Path
+
+import tyro
+
+from unitwave.data.inputs import input_root, iter_inputs
+from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
+from unitwave.data.paths import safe_join
+from unitwave.engine.options import EngineConfig
+from unitwave.engine.stage import Stage
+from unitwave.data.paths import output_relpath
+
+if tp.TYPE_CHECKING:
+    from unitwave.vocoder.inference import Vocoder
+
+#: settings that never change a result: a run folder may resume with other values
+RESUME_IGNORES = ("device", "batch_seconds")
+
+
+@dc.dataclass(frozen=True)
+class ResynthConfig:
+    """Resynthesize audio through discrete units: encoder -> k-means -> vocoder, written under OUT_DIR/audio/."""
+
+    input: tyro.conf.Positional[Path]
+    """A folder of audio (searched recursively) or a JSONL manifest."""
+    output_dir: tyro.conf.Positional[Path]
+    """Run folder: audio/ (same relative folders as the input), manifest.jsonl, errors.jsonl, config.yaml."""
+    units: Path
+    """k-means folder (kmeans.safetensors + model_card.json) from `unitwave units` / `units fit`: its card names the encoder."""
+    vocoder: Path
+    """Vocoder folder (model_card.json + generator.safetensors, or a `vocoder train` run folder), or a legacy fairseq one."""
+    speaker: tp.Optional[str] = None
+    """Speak every record as this speaker of the vocoder's table (default: each record's own speaker)."""
+    relative_to: tp.Optional[Path] = None
+    """Folder whose relative structure the outputs keep (default: the input folder, or the manifest's audio root)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    batch_seconds: tp.Optional[float] = None
+    """Padded audio seconds per batch (default: from free GPU memory; 60 on CPU); halved on out-of-memory."""
+    engine: tp.Annotated[EngineConfig, tyro.conf.OmitArgPrefixes] = EngineConfig()
+
+
+def vocoder_units(voc: Vocoder) -> int:
+    """Unit ids the vocoder's embedding table has rows for."""
+    cfg = voc.cfg
+    return cfg.hifigan.num_units if cfg.generator == "hifigan" else cfg.simple.num_units
+
+
+def check_compatible(km_card: dict[str, tp.Any], voc: Vocoder, speaker: str | None, km_dir: Path, voc_dir: Path) -> None:
+    """ValueError naming both folders when the units cannot drive the vocoder (frame rate, k, speakers)."""
+    hop = float(km_card.get("frame_hop_s") or 0.0)
+    if abs(hop - voc.frame_hop_s) > 1e-9:
+        raise ValueError(
+            f"{km_dir} gives units every {hop * 1000:g} ms but {voc_dir} was trained on {voc.frame_hop_s * 1000:g} ms "
+            "frames: use the k-means folder the vocoder's unit corpus was encoded with"
+        )
+    k = int(km_card["k"])
+    if k > vocoder_units(voc):
+        raise ValueError(f"{km_dir} has k={k} units but {voc_dir} knows only {vocoder_units(voc)}: "
+                         "use the k-means folder the vocoder was trained on")
+    mode = voc.cfg.speaker_mode
+    if mode == "vector":
+        raise ValueError(f"{voc_dir} is conditioned on external speaker vectors, which resynth cannot provide")
+    if speaker is not None:
+        if mode == "none":
+            raise ValueError(f"--speaker {speaker}: {voc_dir} has no speaker conditioning (leave --speaker out)")
+        if speaker not in (voc.speakers or []):
+            raise ValueError(f"--speaker {speaker}: not in the speaker table of {voc_dir}: {', '.join(voc.speakers or [])}")
+
+
+class ResynthStage(Stage):
+    """Audio records -> resynthesized WAVs + records (see the module docstring)."""
+
+    name = "resynth"
+
+    def __init__(self, cfg: ResynthConfig, root: Path, from_folder: bool, device: str, batch_seconds: float) -> None:
+        self.cfg = cfg
+        self.audio_dir = Path(cfg.output_dir).absolute() / "audio"
+        self.root = root
+        self.from_folder = from_folder
+        self.device = device
+        self.batch_seconds = batch_seconds
+        self.extractor: tp.Any = None
+        self.vocoder: tp.Any = None
+
+    def setup(self) -> None:
+        from unitwave.units.extractor import UnitExtractor
+        from unitwave.vocoder.inference import Vocoder
+
+        self.extractor = UnitExtractor.from_dir(self.cfg.units, device=self.device, max_batch_seconds=self.batch_seconds)
+        self.vocoder = Vocoder.from_dir(self.cfg.vocoder, device=self.device)
+
+    def destination(self, record: Record) -> Path:
+        if not isinstance(record.get(AUDIO_FIELD), str) or not record[AUDIO_FIELD]:
+            raise ValueError(f"record has no '{AUDIO_FIELD}' field")
+        return safe_join(self.audio_dir, output_relpath(record, self.root, self.from_folder))
+
+    def speaker_of(self, record: Record) -> str | None:
+        """The vocoder speaker a record is voiced by (None for vocoders without a table)."""
+        voc = self.vocoder
+        if voc.cfg.speaker_mode != "lookup":
+            return None
+        if self.cfg.speaker is not None:
+            return self.cfg.speaker
+        name = record.get("speaker")
+        if isinstance(name, str) and name in (voc.speakers or []):
+            return name
+        known = ", ".join((voc.speakers or [])[:10])
+        raise ValueError(f"speaker {name!r} is not in the vocoder's speaker table ({known}); pass --speaker NAME")
+
+    def process(self, batch: list[Record]) -> list[list[Record]]:
+        from unitwave.audio.io import audio_info, load_audio
+
+        ex = self.extractor
+        results: list[list[Record] | None] = [None] * len(batch)
+        todo: list[int] = []
+        for i, record in enumerate(batch):
+            dst = self.destination(record)
+            if dst.is_file():
+                results[i] = [{**self.output(record, dst, audio_info(dst).duration), "existing": True}]
+            else:
+                todo.append(i)
+        waves, speakers = [], []
+        for i in todo:  # all audio first: a bad file fails the batch before any model runs
+            record = batch[i]
+            offset = float(record.get("offset") or 0.0)
+            wave, _ = load_audio(record[AUDIO_FIELD], ex.sample_rate, offset=offset,
+                                 duration=record.get("duration") if offset else None)
+            if ex.num_frames(wave.size) == 0:
+                field_ms = 1000 * ex.spec.receptive_field / ex.sample_rate
+                raise ValueError(f"{wave.size / ex.sample_rate * 1000:.1f} ms of audio is shorter than one frame of "
+                                 f"the encoder ({field_ms:.0f} ms)")
+            waves.append(wave)
+            speakers.append(self.speaker_of(record))
+        if todo:
+            synths, units = self.synthesize(waves, speakers)
+            for i, synth, ids, speaker in zip(todo, synths, units, speakers):
+                results[i] = [self.write(batch[i], ids, synth, speaker)]
+        return tp.cast(list[list[Record]], results)
+
+    def synthesize(self, waves: list[tp.Any], speakers: list[str | None]) -> tuple[list[tp.Any], list[tp.Any]]:
+        """``(synthesized (T',) float32 at the vocoder's rate, units (N,) int64)`` per ``(T,)`` input wave at
+        the encoder's rate; one encoder pass and length-sorted vocoder batches for them all."""
+        ex, voc = self.extractor, self.vocoder
+        units = ex.encode(waves)
+        f0 = [voc.f0_from_audio(w, ex.sample_rate, len(u)) for w, u in zip(waves, units)] if voc.uses_f0 else None
+        speaker = speakers if voc.cfg.speaker_mode == "lookup" else None
+        return tp.cast(list, voc.synthesize(units, f0=f0, speaker=speaker)), units
+
+    def write(self, record: Record, units: tp.Any, synth: tp.Any, speaker: str | None) -> Record:
+        from unitwave.audio.io import write_wav
+
+        dst = write_wav(self.destination(record), synth, self.vocoder.sample_rate)
+        out = self.output(record, dst, len(synth) / self.vocoder.sample_rate)
+        out.update({"units": [int(u) for u in units], "num_units": len(units), "frame_hop_s": self.extractor.frame_hop_s})
+        if speaker is not None:
+            out["vocoder_speaker"] = speaker
+        return out
+
+    def output(self, record: Record, dst: Path, seconds: float) -> Record:
+        out = {k: v for k, v in record.items() if k != "offset"}
+        out.update({AUDIO_FIELD: str(dst), "duration": round(seconds, 6), "source": record[AUDIO_FIELD]})
+        if record.get("offset"):
+            out["source_offset"] = float(record["offset"])
+        return out
+
+
+def run(cfg: ResynthConfig) -> tp.Any:
+    from unitwave.engine.batching import initial_batch_seconds
+    from unitwave.engine.runner import run_stage
+    from unitwave.units.encode import engine_for
+    from unitwave.units.encoders import resolve_device
+    from unitwave.units.extractor import read_model_card
+    from unitwave.units.presets import SSL_KINDS
+    from unitwave.vocoder.inference import Vocoder
+
+    km_card = read_model_card(cfg.units)  # fail early, naming the folder
+    check_compatible(km_card, Vocoder.from_dir(cfg.vocoder, layout="plain"), cfg.speaker, cfg.units, cfg.vocoder)
+    device = resolve_device(cfg.device)
+    batch_seconds = cfg.batch_seconds or initial_batch_seconds(seconds_per_gib=20.0, default=60.0, device=device)
+    stats = ReadStats()
+    stage = ResynthStage(cfg, input_root(cfg.input, cfg.relative_to), Path(cfg.input).is_dir(), device, batch_seconds)
+    ssl = dict(km_card["encoder"]).get("kind") in SSL_KINDS  # workers per device as `units encode` picks them
+    return run_stage(stage, lambda: iter_inputs(cfg.input, stats), cfg.output_dir, engine_for(cfg.engine, device, ssl),
+                     config=cfg, malformed_lines=lambda: stats.malformed, resume_ignores=RESUME_IGNORES)
