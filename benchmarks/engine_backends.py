@@ -12,7 +12,6 @@ Target: SLURM and warm Ray add only their fixed start-up costs (seconds), not pe
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -47,10 +46,8 @@ def _slurm_cluster(tmp: Path) -> tuple[tp.Any, str]:
     """(cluster to stop or None, why SLURM is unavailable or "")."""
     if shutil.which("sinfo") and subprocess.run(["sinfo"], capture_output=True, check=False).returncode == 0:
         return None, ""
-    spec = importlib.util.spec_from_file_location("slurm_cluster", REPO / "tests" / "engine" / "slurm_cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from unitwave.testing import slurm as module
+
     if module.missing_binaries():
         return None, f"SLURM not installed (missing {', '.join(module.missing_binaries())})"
     if os.geteuid() != 0:

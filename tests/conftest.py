@@ -28,3 +28,35 @@ def run_cli(*args: str | Path, check: bool = False, timeout: float = 300, env: d
 @pytest.fixture
 def cli():
     return run_cli
+
+
+#: arrays of more than 4 tasks are split, so the tests exercise splitting with a handful of shards
+MAX_ARRAY_SIZE = 4
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real SLURM (munged, slurmctld, slurmd) on localhost, one for the whole session; SLURM_CONF points at it."""
+    import shutil
+    import tempfile
+
+    from unitwave.testing.slurm import LocalSlurm, missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"SLURM is not installed here (missing {', '.join(missing)}): "
+                    "apt-get install slurm-wlm munge, or run `make test`, which installs them")
+    root = Path(tempfile.mkdtemp(prefix="uw-slurm-"))  # short: a unix socket path must fit in 108 bytes
+    cluster = LocalSlurm(root, max_array_size=MAX_ARRAY_SIZE, cpus=2)
+    cluster.start()
+    saved = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
+        shutil.rmtree(root, ignore_errors=True)

@@ -270,7 +270,11 @@ def parse(cls: type[T], argv: tp.Sequence[str], prog: str, description: str | No
         raise SystemExit(f"{prog}: {source + ': ' if source else ''}{e}") from None
     desc = (description or (cls.__doc__ or "")).strip()
     desc += "\n\nAlso: --config FILE.yaml (repeatable; flags win over it), --print-config."
-    cfg = tyro.cli(cls, args=rest, default=default, prog=prog, description=desc)
+    try:
+        cfg = tyro.cli(cls, args=rest, default=default, prog=prog, description=desc)
+    except AssertionError as e:  # tyro's way of saying two flattened fields share a flag name
+        raise ConfigError(f"{prog}: the config of this command maps two fields to one flag ({e}); "
+                          "rename one of them (a bug in the command, not in your input)") from None
     if known.print_config:
         sys.stdout.write(to_yaml(cfg))
         raise SystemExit(0)

@@ -1,59 +1,13 @@
-"""Fixtures of the engine's backend tests: a real one-node SLURM, and finding a shard's writer process."""
+"""Fixtures of the engine's backend tests: finding a shard's writer process (the real SLURM is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import sys
-import tempfile
 import time
 import typing as tp
 from pathlib import Path
 
 import pytest
-
-
-def _load_sibling(name: str) -> tp.Any:
-    """Import ``tests/engine/<name>.py`` by path (tests are not a package; benchmarks load it the same way)."""
-    mod_name = f"unitwave_tests_{name}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-slurm_cluster = _load_sibling("slurm_cluster")
-
-#: arrays of more than 4 tasks are split, so the tests exercise splitting with a handful of shards
-MAX_ARRAY_SIZE = 4
-
-
-@pytest.fixture(scope="session")
-def slurm() -> tp.Iterator[tp.Any]:
-    """A real SLURM (munged, slurmctld, slurmd) on localhost for the whole session; SLURM_CONF points at it."""
-    missing = slurm_cluster.missing_binaries()
-    if missing:
-        pytest.skip(f"SLURM is not installed here (missing {', '.join(missing)}): "
-                    "apt-get install slurm-wlm munge, or run `make test`, which installs them")
-    root = Path(tempfile.mkdtemp(prefix="uw-slurm-"))  # short: a unix socket path must fit in 108 bytes
-    cluster = slurm_cluster.LocalSlurm(root, max_array_size=MAX_ARRAY_SIZE, cpus=2)
-    cluster.start()
-    saved = os.environ.get("SLURM_CONF")
-    os.environ.update(cluster.env)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        if saved is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = saved
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def lock_holder(lock_file: Path) -> int | None:

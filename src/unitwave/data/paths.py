@@ -46,6 +46,22 @@ def safe_join(out_dir: Path, rel: PurePosixPath | str) -> Path:
     return target
 
 
+def output_relpath(record: tp.Mapping[str, tp.Any], root: Path, from_folder: bool) -> PurePosixPath:
+    """Where a record's WAV goes under ``audio/``, keeping the source's relative folders.
+
+    Folder inputs use the id (unique by construction); manifest records use their path relative to
+    ``root`` (refused when outside it), with the offset in ms appended for slices of a longer file.
+    """
+    if from_folder:
+        return PurePosixPath(record["id"] + ".wav")
+    rel = relative_output_path(Path(record["audio_filepath"]), root)
+    stem = rel.with_suffix("").as_posix()
+    offset = record.get("offset")
+    if isinstance(offset, (int, float)) and offset:
+        stem += f"_{int(round(float(offset) * 1000)):08d}"
+    return PurePosixPath(stem + ".wav")
+
+
 def scan_audio(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Path]:
     """Audio files under ``root`` (recursive, sorted, symlinked folders not followed), streamed."""
     exts = {e.lower() for e in extensions}

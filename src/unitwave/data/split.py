@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as tp
 from pathlib import Path
 
-from unitwave.data.manifest import ManifestWriter, ReadStats, Record, read_manifest
+from unitwave.data.manifest import ManifestWriter, ReadStats, read_manifest
 from unitwave.data.records import ensure_id, unit_interval
 
 

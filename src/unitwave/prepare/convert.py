@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses as dc
 import typing as tp
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import relative_output_path, safe_join
+from unitwave.data.paths import output_relpath, safe_join
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -28,22 +28,6 @@ class ConvertConfig:
     relative_to: tp.Optional[Path] = None
     """Folder that output paths keep their structure relative to (default: the input folder, or the manifest's folder)."""
     engine: tp.Annotated[EngineConfig, tyro.conf.OmitArgPrefixes] = EngineConfig()
-
-
-def output_relpath(record: Record, root: Path, from_folder: bool) -> PurePosixPath:
-    """Where a record's WAV goes under ``audio/``, keeping the source's relative folders.
-
-    Folder inputs use the id (unique by construction); manifest records use their path relative to
-    ``root`` (refused when outside it), with the offset in ms appended for slices of a longer file.
-    """
-    if from_folder:
-        return PurePosixPath(record["id"] + ".wav")
-    rel = relative_output_path(Path(record[AUDIO_FIELD]), root)
-    stem = rel.with_suffix("").as_posix()
-    offset = record.get("offset")
-    if isinstance(offset, (int, float)) and offset:
-        stem += f"_{int(round(float(offset) * 1000)):08d}"
-    return PurePosixPath(stem + ".wav")
 
 
 class ConvertStage(Stage):

@@ -95,7 +95,7 @@ class SegmentConfig:
 
 def segment_relpath(record: Record, root: Path, from_folder: bool, index: int) -> PurePosixPath:
     """``<source's relative folder>/<source stem>_<index>.wav`` (see convert's output paths)."""
-    from unitwave.prepare.convert import output_relpath
+    from unitwave.data.paths import output_relpath
 
     rel = output_relpath(record, root, from_folder)
     return rel.with_name(f"{rel.name[: -len('.wav')]}_{index:04d}.wav")
