@@ -10,10 +10,14 @@ def test_demo_runs_every_step_and_points_to_the_report(tmp_path, cli):
     proc = cli("demo", out, "--utterances", "8", timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("Report: ") and (out / "report.md").is_file()
+    assert last == f"Report: {(out / 'eval' / 'report.html').resolve()}" and (out / "report.md").is_file()
     steps = json.loads((out / "demo.json").read_text())
     assert steps and all(s["exit"] == 0 for s in steps)
-    assert (out / "convert" / "manifest.jsonl").is_file()
+    commands = [" ".join(s["args"][:2]) for s in steps]
+    for stage in ("convert", "vad", "segment", "units", "motifs", "lm train", "vocoder train", "resynth", "eval resynth"):
+        assert any(c.startswith(stage) for c in commands), stage
+    assert (out / "units" / "demo" / "quality.json").is_file() and (out / "lm" / "metrics.json").is_file()
+    assert len((out / "resynth" / "manifest.jsonl").read_text().splitlines()) == 8
     # a rerun resumes: nothing is redone
     again = cli("demo", out, "--utterances", "8", timeout=600)
     assert again.returncode == 0 and "0 done, 8 skipped" in again.stdout

@@ -47,6 +47,7 @@ def steps(cfg: DemoConfig) -> list[Step]:
     out = cfg.output_dir
     w = ("--workers", str(cfg.workers))
     corpus = out / "corpus"
+    units = out / "units" / "demo"
     return [
         Step("Synthetic corpus (espeak-ng) with phone alignments and pause ground truth",
              ("demo-corpus", str(corpus), "--utterances", str(cfg.utterances)),
@@ -61,6 +62,32 @@ def steps(cfg: DemoConfig) -> list[Step]:
         Step("Segments cut in the middle of pauses (2-30 s, short ones merged)",
              ("segment", str(out / "vad" / "corpus.json"), str(out / "segments"), "--name", "corpus", *w),
              (str(out / "segments" / "corpus" / "manifest.jsonl"),)),
+        Step("Discrete units: 50 Hz MFCC frames, k-means (k=50), timestamped corpus, PNMI against phones",
+             ("units", str(out / "convert" / "manifest.jsonl"), str(out / "units"), "--name", "demo",
+              "--encoder", "mfcc", "--frame-rate", "50", "--k", "50",
+              "--alignments", str(corpus / "alignments.jsonl"), "--workers", "1"),
+             (str(units / "kmeans"), str(units / "demo_units.txt"), str(units / "quality.json"))),
+        Step("Motifs: SentencePiece BPE over unit runs",
+             ("motifs", str(units / "demo_units.txt"), str(out / "motifs"), "--vocab-size", "200"),
+             (str(out / "motifs" / "motif_analysis.json"),)),
+        Step("Unit language model (LSTM) against unigram and bigram baselines",
+             ("lm", "train", str(units / "demo_units.txt"), str(out / "lm"), "--epochs", "20",
+              "--embedding-dim", "64", "--hidden-size", "128", "--num-layers", "1", "--batch-size", "4",
+              "--lr", "0.01", "--val-ratio", "0.2", "--save-every", "0", "--no-progress-bar"),
+             (str(out / "lm" / "metrics.json"),)),
+        Step("Vocoder: a small F0-conditioned HiFi-GAN (checkpoints, samples, training_log.json, model/)",
+             ("vocoder", "train", "--config", str(out / "configs" / "demo-vocoder.yaml"),
+              "--units", str(units / "demo_corpus_timestamped.jsonl"),
+              "--audio", str(out / "convert" / "manifest.jsonl"), str(out / "vocoder"), "--no-progress-bar"),
+             (str(out / "vocoder" / "model" / "model_card.json"), str(out / "vocoder" / "training_log.json"))),
+        Step("Resynthesis: audio -> units -> vocoder, folders kept under audio/",
+             ("resynth", str(corpus / "manifest.jsonl"), str(out / "resynth"), "--units", str(units / "kmeans"),
+              "--vocoder", str(out / "vocoder"), *w),
+             (str(out / "resynth" / "manifest.jsonl"),)),
+        Step("Resynthesis evaluation: SNR, MCD, F0 errors, length; report.html with players and curves",
+             ("eval", "resynth", str(corpus / "manifest.jsonl"), str(out / "resynth"), str(out / "eval"),
+              "--training-log", str(out / "vocoder" / "training_log.json"), *w),
+             (str(out / "eval" / "report.html"),)),
     ]
 
 
@@ -90,8 +117,20 @@ def write_report(cfg: DemoConfig, results: list[tuple[Step, int, str, float]]) -
     return path
 
 
+def copy_configs(out: Path) -> None:
+    """The demo's config files, next to its outputs, where a user can read and edit them."""
+    from importlib import resources
+
+    folder = out / "configs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in resources.files("unitwave.configs").iterdir():
+        if item.name.endswith(".yaml"):
+            (folder / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+
+
 def run(cfg: DemoConfig) -> DemoResult:
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    copy_configs(cfg.output_dir)
     results = []
     for step in steps(cfg):
         code, last, seconds = run_step(step)
@@ -100,7 +139,10 @@ def run(cfg: DemoConfig) -> DemoResult:
             print(f"\nunitwave demo: step failed (exit status {code}): unitwave {shlex.join(step.args)}",
                   file=sys.stderr)
             break
-    report = write_report(cfg, results)
-    print(f"\nReport: {report.resolve()}")
+    overview = write_report(cfg, results)
+    html = cfg.output_dir / "eval" / "report.html"
+    report = html if html.is_file() else overview
+    print(f"\nOverview of every step: {overview.resolve()}")
+    print(f"Report: {report.resolve()}")
     failed = any(code != 0 for _, code, _, _ in results)
     return DemoResult(1 if failed else 0, report)
