@@ -125,6 +125,6 @@ class EngineConfig:
 
 
 def default_shard_count(num_records: int, workers: int) -> int:
-    """Enough shards to balance load (about 500 records each, 1-8 per worker), never more than records."""
-    per_worker = min(8, max(1, -(-num_records // (500 * workers))))
-    return max(1, min(num_records, workers * per_worker))
+    """About 4 shards per worker (so one slow shard does not leave the other workers idle at the end),
+    none much smaller than 25 records, at least one per worker, never more than records."""
+    return max(1, min(num_records, max(workers, min(num_records // 25, 4 * workers))))
