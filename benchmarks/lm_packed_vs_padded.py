@@ -30,7 +30,7 @@ from common import report
 from unitwave.lm.data import collate_units
 from unitwave.lm.model import LSTMUnitLM
 from unitwave.lm.module import packed_targets
-from unitwave.motifs.synthetic import synthetic_utterances
+from unitwave.testing.unit_corpus import synthetic_utterances
 from unitwave.train.data import EpochBatchSampler
 
 K, BATCH, EMB, HIDDEN, LAYERS = 100, 16, 64, 128, 2

@@ -15,6 +15,7 @@ Targets: silero and ten F1 >= 0.93 on clean speech; >= 95 % of pauses found by s
 
 from __future__ import annotations
 
+import dataclasses as dc
 import itertools
 import shutil
 import sys
@@ -50,7 +51,7 @@ def evaluate(
     from unitwave.prepare.segment import DEFAULT_MIN_PAUSE_S, SegmentConfig
 
     seg_cfg = SegmentConfig(Path("."), Path("."), short="keep", vad=vad_options)
-    seg_options = vad_options.with_min_silence(DEFAULT_MIN_PAUSE_S)
+    seg_options = dc.replace(vad_options, min_silence_s=DEFAULT_MIN_PAUSE_S)
     backend = vad_options.build()
     counts = FrameCounts()
     found = pauses = false_cuts = cuts_total = 0

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from unitwave.cli import main
-from unitwave.motifs.synthetic import write_unit_corpus
+from unitwave.testing.unit_corpus import write_unit_corpus
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SMALL = ("--embedding-dim", "32", "--hidden-size", "96", "--num-layers", "1", "--dropout", "0", "--batch-size", "16",

@@ -11,7 +11,7 @@ from unitwave.lm.data import UnitSequences, collate_units, resolve_k, scan_units
 from unitwave.lm.inference import sample_continuations, utterance_log_probs
 from unitwave.lm.model import LSTMUnitLM, TransformerUnitLM
 from unitwave.lm.module import packed_targets
-from unitwave.motifs.synthetic import synthetic_utterances, write_unit_corpus
+from unitwave.testing.unit_corpus import synthetic_utterances, write_unit_corpus
 
 torch.set_num_threads(1)
 K = 20

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from unitwave.config import ConfigError
 from unitwave.motifs.bpe import MotifsConfig, decode_frames, run
 from unitwave.motifs.encoding import MAX_UNITS, text_to_units, units_to_text
-from unitwave.motifs.synthetic import runs_of, write_unit_corpus
+from unitwave.testing.unit_corpus import write_unit_corpus
+from unitwave.units.corpus import run_lengths
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_units_to_pieces_to_units_is_exact(corpus, tmp_path, dedup):
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(out / "synth_bpe.model"))
-    symbols = [u for u, _ in runs_of(originals[0])] if dedup else originals[0]
+    symbols = [u for u, _ in run_lengths(originals[0])] if dedup else originals[0]
     assert sp.encode(units_to_text(symbols)) == rows[0]["pieces"]
     assert text_to_units(sp.decode(rows[0]["pieces"])) == symbols
     assert report["mode"] == ("runs" if dedup else "frames")

@@ -14,7 +14,7 @@ import pytest
 
 from unitwave.config import from_dict, read_yaml
 from unitwave.lm.commands import LMTrainConfig
-from unitwave.motifs.synthetic import write_unit_corpus
+from unitwave.testing.unit_corpus import write_unit_corpus
 from unitwave.train.launch import local_config, write_train_script
 from unitwave.vocoder.commands import VocoderTrainConfig
 

@@ -110,6 +110,16 @@ class EngineConfig:
     def resolved_workers(self) -> int:
         return self.workers if self.workers > 0 else default_workers()
 
+    def for_model(self, device: str) -> EngineConfig:
+        """These options for a stage whose workers each load a model, when ``--workers`` is left at 0:
+        one worker on a GPU (model copies on one GPU only compete), and on CPU one worker using every
+        core (each extra process would load its own copy and pay the imports again for no gain)."""
+        if self.workers != 0:
+            return self
+        if device.startswith("cuda"):
+            return dc.replace(self, workers=1)
+        return dc.replace(self, workers=1, torch_threads=max(self.torch_threads, default_workers()))
+
     def parsed_shard(self) -> tuple[int, int] | None:
         """``--shard k/N`` as ``(k, N)``; ValueError naming the flag on bad input."""
         if self.shard is None:

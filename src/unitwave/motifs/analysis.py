@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing as tp
 from collections import Counter
 
-from unitwave.motifs.synthetic import runs_of
+from unitwave.units.corpus import run_lengths
 
 
 def _hist(counts: Counter[int]) -> dict[str, int]:
@@ -63,7 +63,7 @@ def analyse_motifs(
             "units": units,
             "text": " ".join(map(str, units)),
             "length": len(units),
-            "runs": len(runs_of(units)),
+            "runs": len(run_lengths(units)),
             "count": count[p],
             "frequency": round(count[p] / max(1, tokens), 6),
             "mean_frames": round(piece_frames[p] / count[p], 3),

@@ -20,7 +20,7 @@ import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitwave.motifs.synthetic import runs_of
+from unitwave.units.corpus import run_lengths
 
 PUA_BMP_START, PUA_BMP_SIZE = 0xE000, 6400
 PUA_PLANE15_START, PUA_PLANE15_SIZE = 0xF0000, 65534
@@ -67,7 +67,7 @@ class Utterance:
         if not dedup:
             return list(self.units), [1] * len(self.units), list(self.frame_seconds)
         symbols, frames, seconds, i = [], [], [], 0
-        for unit, n in runs_of(self.units):
+        for unit, n in run_lengths(self.units):
             symbols.append(unit)
             frames.append(n)
             seconds.append(sum(self.frame_seconds[i : i + n]))

@@ -42,17 +42,26 @@ def frame_times(num_frames: int, hop_s: float, offset_s: float) -> np.ndarray:
     return np.stack([start, start + hop_s], axis=1)
 
 
+def run_lengths(units: tp.Sequence[int]) -> list[tuple[int, int]]:
+    """Run-length encoding of frame-level units: ``[(unit, frames), ...]``."""
+    out: list[tuple[int, int]] = []
+    for u in units:
+        if out and out[-1][0] == u:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((int(u), 1))
+    return out
+
+
 def runs_of(units: tp.Sequence[int], times: np.ndarray) -> list[list[tp.Any]]:
-    """Run-length deduplication: ``[[unit, start_s, end_s], ...]`` from frame units and ``times (T, 2)``."""
-    u = np.asarray(units, dtype=np.int64)
-    if u.size == 0:
-        return []
-    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
-    ends = np.concatenate([starts[1:], [u.size]]) - 1
-    return [
-        [int(u[s]), round(float(times[s, 0]), TIME_DECIMALS), round(float(times[e, 1]), TIME_DECIMALS)]
-        for s, e in zip(starts, ends)
-    ]
+    """Run-length deduplication with times: ``[[unit, start_s, end_s], ...]`` from frame units and
+    ``times (T, 2)``."""
+    runs, start = [], 0
+    for unit, n in run_lengths(units):
+        end = start + n - 1
+        runs.append([unit, round(float(times[start, 0]), TIME_DECIMALS), round(float(times[end, 1]), TIME_DECIMALS)])
+        start += n
+    return runs
 
 
 def timestamped(record: Record) -> Record:

@@ -147,21 +147,6 @@ def stage_batch_seconds(requested: float | None, device: str) -> float | None:
     return default_batch_seconds(device) or None
 
 
-def engine_for(engine: EngineConfig, device: str, model: bool) -> EngineConfig:
-    """Workers when ``--workers`` is left at its default: one per GPU (model copies on one GPU only
-    compete); on CPU, an SSL ``model`` runs in one process on every core (each extra process would load
-    its own copy, pay the imports again and gain nothing); signal features keep one process per core."""
-    if engine.workers != 0:
-        return engine
-    if device.startswith("cuda"):
-        return dc.replace(engine, workers=1)
-    if model:
-        from unitwave.engine.options import default_workers
-
-        return dc.replace(engine, workers=1, torch_threads=max(engine.torch_threads, default_workers()))
-    return engine
-
-
 def encode_corpus(cfg: EncodeConfig, config: tp.Any = None) -> tp.Any:
     """Run the encode stage of ``cfg``; ``config`` is what ``config.yaml`` records (default: ``cfg``)."""
     from unitwave.engine.runner import run_stage
@@ -188,7 +173,7 @@ def encode_corpus(cfg: EncodeConfig, config: tp.Any = None) -> tp.Any:
         stage,
         lambda: iter_inputs(cfg.input, stats),
         cfg.output_dir,
-        engine_for(cfg.engine, device, model),
+        cfg.engine.for_model(device) if model else cfg.engine,
         config=config if config is not None else cfg,
         malformed_lines=lambda: stats.malformed,
     )

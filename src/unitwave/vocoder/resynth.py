@@ -28,10 +28,9 @@ import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import safe_join
+from unitwave.data.paths import output_relpath, safe_join
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
-from unitwave.data.paths import output_relpath
 
 if tp.TYPE_CHECKING:
     from unitwave.vocoder.inference import Vocoder
@@ -191,7 +190,6 @@ class ResynthStage(Stage):
 def run(cfg: ResynthConfig) -> tp.Any:
     from unitwave.engine.batching import initial_batch_seconds
     from unitwave.engine.runner import run_stage
-    from unitwave.units.encode import engine_for
     from unitwave.units.encoders import resolve_device
     from unitwave.units.extractor import read_model_card
     from unitwave.units.presets import SSL_KINDS
@@ -204,5 +202,5 @@ def run(cfg: ResynthConfig) -> tp.Any:
     stats = ReadStats()
     stage = ResynthStage(cfg, input_root(cfg.input, cfg.relative_to), Path(cfg.input).is_dir(), device, batch_seconds)
     ssl = dict(km_card["encoder"]).get("kind") in SSL_KINDS  # workers per device as `units encode` picks them
-    return run_stage(stage, lambda: iter_inputs(cfg.input, stats), cfg.output_dir, engine_for(cfg.engine, device, ssl),
+    return run_stage(stage, lambda: iter_inputs(cfg.input, stats), cfg.output_dir, cfg.engine.for_model(device) if ssl else cfg.engine,
                      config=cfg, malformed_lines=lambda: stats.malformed, resume_ignores=RESUME_IGNORES)

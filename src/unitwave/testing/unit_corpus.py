@@ -91,29 +91,15 @@ def synthetic_utterances(
     return utterances, lex
 
 
-def runs_of(units: tp.Sequence[int]) -> list[tuple[int, int]]:
-    """Run-length encoding: ``[(unit, frames), ...]``."""
-    out: list[tuple[int, int]] = []
-    for u in units:
-        if out and out[-1][0] == u:
-            out[-1] = (u, out[-1][1] + 1)
-        else:
-            out.append((int(u), 1))
-    return out
-
-
 def timestamped_record(rid: str, units: tp.Sequence[int], k: int, frame_hop_s: float) -> dict[str, tp.Any]:
-    """One line of ``<name>_corpus_timestamped.jsonl`` for a frame-level unit sequence."""
-    times = [[round(i * frame_hop_s, 6), round((i + 1) * frame_hop_s, 6)] for i in range(len(units))]
-    runs, start = [], 0
-    for unit, n in runs_of(units):
-        runs.append([unit, round(start * frame_hop_s, 6), round((start + n) * frame_hop_s, 6)])
-        start += n
-    return {
+    """One line of ``<name>_corpus_timestamped.jsonl`` for a frame-level unit sequence (the real writer's format)."""
+    from unitwave.units.corpus import timestamped
+
+    return timestamped({
         "id": rid, "audio_filepath": f"synthetic/{rid}.wav", "duration": round(len(units) * frame_hop_s, 6),
-        "encoder": "synthetic-markov", "layer": 0, "k": k, "frame_hop_s": frame_hop_s,
-        "units": [int(u) for u in units], "times": times, "runs": runs,
-    }
+        "encoder": "synthetic-markov", "layer": None, "k": k, "frame_hop_s": frame_hop_s, "frame_offset_s": 0.0,
+        "units": [int(u) for u in units],
+    })
 
 
 def write_unit_corpus(
