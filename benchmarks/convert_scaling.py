@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import soundfile as sf
-
 from common import report
 
 FILES = 600

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import soundfile as sf
-
 from common import report
 
 FILES = 300
@@ -58,7 +57,7 @@ def main() -> None:
         "duplicates": len(got) - len({r["id"] for r in got}),
         "leftover_tmp_files": leftovers,
         "ratio_interrupted_vs_clean_time": round(interrupted / clean, 2),
-    }, f">= 20 kills, records and bytes equal, no duplicates")
+    }, ">= 20 kills, records and bytes equal, no duplicates")
     shutil.rmtree(tmp)
     if not (same_records and same_bytes and kills >= 20 and leftovers == 0):
         sys.exit(1)

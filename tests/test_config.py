@@ -104,7 +104,8 @@ def test_cli_help_lists_commands_without_heavy_imports(cli):
     assert "convert" in proc.stdout and "status" in proc.stdout
     assert cli("--version", check=True).stdout.startswith("unitwave ")
     probe = "import sys, unitwave.cli as c; c.main(['--help']); print(sorted(m for m in ('torch', 'numpy', 'tyro') if m in sys.modules))"
-    import subprocess, sys
+    import subprocess
+    import sys
 
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -128,3 +127,30 @@ def test_split_ratios_and_files(tmp_path):
     assert all(split_of(r["id"], {"train": 0.9, "val": 0.05, "test": 0.05}) == "train" for r in train[:500])
     # relative paths were resolved against the input manifest's folder, then written relative to the output
     assert train[0]["audio_filepath"] == str(tmp_path / "a" / train[0]["audio_filepath"].split("/")[-1])
+
+
+def test_undecodable_lines_are_skipped_like_other_malformed_ones(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"id": "a"}\n\xae\xff binary\n{"id": "b"}\n')
+    stats = ReadStats()
+    assert [r["id"] for r in read_manifest(path, stats)] == ["a", "b"] and stats.malformed == 1
+
+
+def test_a_folder_or_an_audio_file_is_not_taken_for_a_manifest(tmp_path):
+    from unitwave.data.inputs import iter_inputs
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    with pytest.raises(ValueError, match="is a folder; a JSONL manifest"):
+        read_manifest(tmp_path)
+    with pytest.raises(ValueError, match="is an audio file"):
+        iter_inputs(tmp_path / "a.wav")
+
+
+def test_split_names_stay_inside_the_output_folder_and_bad_records_are_skipped(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [{"id": "a"}, {"text": "neither id nor path"}, {"id": "b"}])
+    with pytest.raises(ValueError, match="plain file names"):
+        split_manifest(manifest, tmp_path / "out", {"train": 0.5, "../escape": 0.5})
+    assert not (tmp_path / "escape.jsonl").exists() and not (tmp_path / "out").exists()
+    counts = split_manifest(manifest, tmp_path / "out", {"train": 1.0})
+    assert counts == {"train": 2, "malformed_lines": 1}

@@ -160,7 +160,7 @@ def test_single_shard_runs_then_merge(tmp_path):
         s = run(EchoStage(), recs, out, workers=1, shard=f"{k}/3")
         assert s.complete == (k == 2)
     assert (out / "manifest.jsonl").read_bytes() == (ref / "manifest.jsonl").read_bytes()
-    with pytest.raises(SystemExit, match="started with 3 shards"):
+    with pytest.raises(RunDirError, match="started with 3 shards"):
         run(EchoStage(), recs, out, workers=1, shard="0/4")
     with pytest.raises(ValueError, match="k/N"):
         run(EchoStage(), recs, out, workers=1, shard="zero")
@@ -181,3 +181,93 @@ def test_status_reports_states_counts_and_hours(tmp_path):
     assert sum(s.records for s in states) == 19 and sum(s.errors for s in states) == 1
     assert "2/2 shards done" in text and "audio h" in text
     assert abs(sum(s.audio_seconds for s in states) - sum(r["duration"] for r in recs if r["id"] != "r0001")) < 1e-6
+
+
+def test_a_refused_rerun_leaves_the_saved_config_alone(tmp_path):
+    from dataclasses import dataclass
+
+    from unitwave.config import read_yaml
+
+    @dataclass(frozen=True)
+    class Cfg:
+        engine: EngineConfig = EngineConfig()
+
+    recs = records(6)
+    run_stage(EchoStage(), lambda: iter(recs), tmp_path, EngineConfig(progress=False, workers=1, shards=3),
+              config=Cfg(EngineConfig(shards=3)))
+    with pytest.raises(RunDirError, match="started with 3 shards"):
+        run_stage(EchoStage(), lambda: iter(recs), tmp_path, EngineConfig(progress=False, workers=1, shards=5),
+                  config=Cfg(EngineConfig(shards=5)))
+    assert read_yaml(tmp_path / "config.yaml")["engine"]["shards"] == 3  # still feeds back with --config
+
+
+def test_another_stage_never_resumes_a_run_folder(tmp_path):
+    recs = records(6)
+    run(EchoStage(), recs, tmp_path, workers=1, shards=2)
+    before = (tmp_path / "manifest.jsonl").read_bytes()
+    with pytest.raises(RunDirError, match="holds a `echo` run, not a `fan-out` one"):
+        run(FanOutStage(), recs, tmp_path, workers=1)
+    assert (tmp_path / "manifest.jsonl").read_bytes() == before
+
+
+def test_records_removed_from_the_input_leave_manifest_and_errors(tmp_path):
+    recs = records(10)
+    s = run(EchoStage(fail_ids=("r0003",)), recs, tmp_path, workers=1, shards=2)
+    assert s.failed == 1 and s.exit_code == 1
+    # the user deletes the bad file and drops one more, and a new file sorts first: rerun
+    kept = [{"id": "a_new", "audio_filepath": "/x/new.wav", "duration": 1.0}] + [
+        r for r in recs if r["id"] not in ("r0003", "r0005")
+    ]
+    s = run(EchoStage(), kept, tmp_path, workers=1)
+    assert s.exit_code == 0 and s.failed == 0 and s.processed == 1
+    assert [r["id"] for r in manifest(tmp_path)] == [r["id"] for r in kept]
+    assert (tmp_path / "errors.jsonl").read_text() == ""
+
+
+class _UnwritableOutputStage(EchoStage):
+    """Gives one record an output field JSON cannot hold (a stage bug that shows on some records only)."""
+
+    def process(self, batch):
+        return [[{**r, "bad": {1, 2}} if r["id"] == "r0002" else r] for r in batch]
+
+
+def test_an_output_json_cannot_hold_fails_its_record_not_the_shard(tmp_path):
+    s = run(_UnwritableOutputStage(), records(8), tmp_path, workers=1, shards=1)
+    assert s.complete and s.failed == 1 and len(manifest(tmp_path)) == 7
+    err = json.loads((tmp_path / "errors.jsonl").read_text())
+    assert err["id"] == "r0002" and "not JSON" in err["reason"]
+
+
+def test_initial_batch_seconds_follow_free_device_memory(monkeypatch):
+    import torch
+
+    from unitwave.engine.batching import initial_batch_seconds
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert initial_batch_seconds(seconds_per_gib=40.0, default=60.0) == 60.0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10 * 2**30, 80 * 2**30))
+    assert initial_batch_seconds(seconds_per_gib=40.0, default=60.0) == pytest.approx(0.8 * 10 * 40.0)
+    assert initial_batch_seconds(seconds_per_gib=40.0, default=60.0, device="cpu") == 60.0
+
+
+def test_the_shard_task_that_merges_exits_by_its_own_shard(tmp_path):
+    from unitwave.data.records import shard_of
+
+    recs = records(12)
+    bad = recs[0]["id"]
+    first = shard_of(bad, 2)
+    s = run(EchoStage(fail_ids=(bad,)), recs, tmp_path, workers=1, shard=f"{first}/2")
+    assert s.failed == 1 and s.exit_code == 1 and not s.complete
+    s = run(EchoStage(fail_ids=(bad,)), recs, tmp_path, workers=1, shard=f"{1 - first}/2")
+    assert s.complete and s.failed == 0 and s.exit_code == 0  # its shard is clean; it merged both
+    assert [json.loads(x)["id"] for x in (tmp_path / "errors.jsonl").read_text().splitlines()] == [bad]
+
+
+def test_a_stage_calling_sys_exit_fails_only_that_record(tmp_path):
+    recs = records(40)
+    s = run(EchoStage(exit_on_ids=("r0003",)), recs, tmp_path, workers=2, shards=8)
+    assert s.complete and not s.failed_shards and s.failed == 1  # its shard and worker carry on
+    assert len(manifest(tmp_path)) == 39
+    error = json.loads((tmp_path / "errors.jsonl").read_text())
+    assert error["id"] == "r0003" and error["error_type"] == "SystemExit"

@@ -91,6 +91,11 @@ def test_missing_inputs_are_one_line_errors(tmp_path, cli):
     (tmp_path / "m.jsonl").write_text("")
     proc = cli("eval", "resynth", tmp_path / "m.jsonl", tmp_path / "nodir", tmp_path / "out")
     assert proc.returncode == 2 and "synthesized audio folder not found" in proc.stderr
+    (tmp_path / "log.json").write_text("epoch 1 loss 0.5\n")  # not JSON: refused before any file is evaluated
+    log = ("--training-log", tmp_path / "log.json")
+    proc = cli("eval", "resynth", tmp_path / "m.jsonl", tmp_path, tmp_path / "out", *log)
+    assert proc.returncode == 2 and f"{tmp_path / 'log.json'}: not a JSON training log" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_matching_by_run_manifest_relative_path_and_id(tmp_path):
@@ -110,6 +115,36 @@ def test_matching_by_run_manifest_relative_path_and_id(tmp_path):
     assert find_synth(other, synth, root, {})[0] == str(synth / "utt2.wav")  # outside the root: by id
     found, looked = find_synth({"id": "zzz", "audio_filepath": str(root / "z.wav")}, synth, root, {})
     assert found is None and any("z.*" in p for p in looked)
+
+
+def test_slices_of_one_file_match_their_own_synthesis(tmp_path):
+    """resynth names a slice ``<stem>_<offset ms>.wav``: each slice finds its own file, never the whole file's."""
+    root = tmp_path / "orig"
+    root.mkdir()
+    synth = tmp_path / "synth"
+    (synth / "audio").mkdir(parents=True)
+    for name in ("long.wav", "long_00002000.wav", "long_00004500.wav"):
+        sf.write(synth / "audio" / name, np.zeros(160), 16000)
+    path = str(root / "long.wav")
+    whole = {"id": "whole", "audio_filepath": path}
+    assert find_synth(whole, synth, root, {})[0] == str(synth / "audio" / "long.wav")
+    for offset, name in ((2.0, "long_00002000.wav"), (4.5, "long_00004500.wav")):
+        rec = {"id": f"s{offset}", "audio_filepath": path, "offset": offset, "duration": 2.0}
+        assert find_synth(rec, synth, root, {})[0] == str(synth / "audio" / name)
+
+
+def test_an_offset_zero_slice_is_compared_as_the_slice(tmp_path):
+    """The original of a record with an offset (0.0 included) is its ``[offset, offset + duration)`` slice."""
+    from unitwave.eval.resynth import EvalStage
+    from unitwave.testing.fixtures import tone
+
+    sf.write(tmp_path / "long.wav", tone(3.0), 16000)
+    sf.write(tmp_path / "synth.wav", tone(1.0), 16000)
+    stage = EvalStage(EvalResynthConfig(tmp_path / "m.jsonl", tmp_path, tmp_path / "eval"))
+    rec = {"id": "s", "audio_filepath": str(tmp_path / "long.wav"), "offset": 0.0, "duration": 1.0,
+           "eval_index": 0, "synth_filepath": str(tmp_path / "synth.wav")}
+    row = stage.evaluate(rec)
+    assert row["orig_seconds"] == pytest.approx(1.0) and row["length_ratio"] == pytest.approx(1.0)
 
 
 def test_report_renders_in_headless_chromium(tmp_path):
@@ -152,3 +187,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
         check=False,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_report_escapes_ids_titles_and_curve_names():
+    from unitwave.eval.report import ReportRow, render_report
+
+    evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    row = ReportRow(index=0, id=evil, metrics={"snr_db": 1.0, "mcd_db": evil}, orig_audio=f"audio/{evil}.wav",
+                    synth_audio="audio/synth_0000.wav", orig_png="data:image/png;base64,AA==",
+                    synth_png="data:image/png;base64,AA==", f0_svg="<svg></svg>")
+    curves = {evil: ([1.0, 2.0], [3.0, 4.0])}
+    page = render_report(evil, {}, {"note": evil}, [row], {"evaluated": 1, "failed": 0}, curves)
+    assert "<script" not in page and "onerror=alert(2)>" not in page and "&lt;script&gt;" in page
+    assert page.count("<img") == 2  # the two spectrograms, nothing injected

@@ -76,6 +76,8 @@ def test_snr_of_known_noise_and_lag_recovery():
     )
     assert metrics["lag_ms"] == pytest.approx(10.0) and metrics["snr_db"] == pytest.approx(expected, abs=0.05)
     assert metrics["length_ratio"] == pytest.approx((len(x) + 160) / len(x))
+    silent, _ = evaluate_pair(x, np.zeros_like(x), MetricsConfig())  # nothing to align with: no shift
+    assert best_lag(x, np.zeros_like(x), 1600) == 0 and silent["lag_ms"] == 0.0 and silent["snr_db"] == 0.0
 
 
 def test_voicing_and_gross_errors_on_hand_made_tracks():

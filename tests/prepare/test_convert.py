@@ -123,3 +123,41 @@ def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path, cli)
         assert {k: v for k, v in a.items()} == {k: v for k, v in b.items()}
         assert (out / a["audio_filepath"]).read_bytes() == (ref / b["audio_filepath"]).read_bytes()
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_an_output_folder_inside_the_input_is_not_read_back(tmp_path, cli):
+    src = tmp_path / "recordings"
+    write_good_inputs(src, count=2)
+    out = src / "converted"
+    cli("convert", src, out, "--workers", "1", check=True)
+    again = cli("convert", src, out, "--workers", "1", check=True)
+    assert "0 done, 2 skipped" in again.stdout  # its own WAVs are not new inputs
+    assert len(load(out)) == 2 and not (out / "audio" / "converted").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(tmp_path, cli):
+    import os
+
+    src = tmp_path / "in"
+    write_good_inputs(src, count=2)
+    os.rename(src / "good_000.wav", os.path.join(os.fsencode(src), b"a\xe7\xe3o.wav"))  # latin-1 bytes
+    proc = cli("convert", src, tmp_path / "out", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "not valid UTF-8" in proc.stderr and "1 malformed input lines skipped" in proc.stdout
+    assert [r["id"] for r in load(tmp_path / "out")] == ["good_001"]
+
+
+def test_an_offset_of_zero_is_a_slice_of_the_file(tmp_path, cli):
+    """NeMo writes ``"offset": 0.0`` for the first segment of a long file: it is that segment, not the file."""
+    sf.write(tmp_path / "long.wav", tone(3.0), 16000)
+    write_manifest(tmp_path / "m.jsonl", [
+        {"id": "whole", "audio_filepath": "long.wav", "duration": 3.0},
+        {"id": "first", "audio_filepath": "long.wav", "offset": 0.0, "duration": 1.0},
+        {"id": "second", "audio_filepath": "long.wav", "offset": 1.0, "duration": 1.0},
+    ])
+    cli("convert", tmp_path / "m.jsonl", tmp_path / "out", "--workers", "1", check=True)
+    done = {r["id"]: r for r in load(tmp_path / "out")}
+    assert [done[k]["duration"] for k in ("whole", "first", "second")] == [3.0, 1.0, 1.0]
+    assert done["first"]["source_offset"] == 0.0 and "source_offset" not in done["whole"]
+    assert len({r["audio_filepath"] for r in done.values()}) == 3  # no slice overwrites another's WAV
+    assert sf.info(tmp_path / "out" / done["whole"]["audio_filepath"]).frames == 3 * 16000

@@ -137,8 +137,8 @@ def test_energy_without_audio_points_into_the_sources(corpus: CorpusInfo, tmp_pa
 def test_a_manifest_elsewhere_keeps_the_folders_its_audio_shares(corpus: CorpusInfo, tmp_path: Path) -> None:
     """``unitwave vad``'s manifest holds absolute paths outside its own folder: segment paths then keep
     the structure below the folder all sources share."""
-    from unitwave.data.manifest import write_manifest
     from unitwave.data.inputs import input_root as sources_root
+    from unitwave.data.manifest import write_manifest
 
     records = [
         {**r, "audio_filepath": str(corpus.root / r["audio_filepath"])} for r in read_jsonl(corpus.manifest)
@@ -147,3 +147,13 @@ def test_a_manifest_elsewhere_keeps_the_folders_its_audio_shares(corpus: CorpusI
     assert sources_root(tmp_path / "meta" / "corpus.json") == corpus.root / "wavs"
     assert sources_root(corpus.manifest) == corpus.root
     assert sources_root(tmp_path / "meta" / "corpus.json", tmp_path) == tmp_path
+
+
+def test_an_output_folder_inside_the_input_is_not_read_back(corpus: CorpusInfo, tmp_path: Path, cli) -> None:
+    folder = tmp_path / "raw"
+    shutil.copytree(corpus.root / "wavs", folder)
+    args = ("segment", folder, folder / "segments", "--vad-backend", "energy", "--workers", "1")
+    first = cli(*args, check=True)
+    again = cli(*args, check=True)
+    assert "0 done, 4 skipped" in again.stdout, first.stdout + again.stdout
+    assert not (folder / "segments" / "audio" / "segments").exists()

@@ -161,3 +161,14 @@ def test_manifest_input_energy_backend_keeps_record_fields(corpus: CorpusInfo, t
     meta = json.loads((tmp_path / "corpus.meta.json").read_text())
     assert meta["backend"]["name"] == "energy" and meta["backend"]["parameters"]["threshold_db"] == -45.0
     assert read_csv(tmp_path / "corpus.csv")[1]["pt-br_m1_0000"]["error"] == ""
+
+
+def test_a_record_with_offset_zero_is_its_slice_not_the_whole_file(tmp_path: Path) -> None:
+    from unitwave.prepare.vad import load_record_audio
+    from unitwave.testing.fixtures import tone
+
+    sf.write(tmp_path / "long.wav", tone(3.0), RATE)
+    whole = load_record_audio({"id": "w", "audio_filepath": str(tmp_path / "long.wav"), "duration": 3.0})
+    first = load_record_audio({"id": "f", "audio_filepath": str(tmp_path / "long.wav"), "offset": 0.0, "duration": 1.0})
+    assert (whole.duration_s, len(whole.audio), whole.sliced) == (3.0, 3 * RATE, False)
+    assert (first.duration_s, len(first.audio), first.sliced) == (1.0, RATE, True)

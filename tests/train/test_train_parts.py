@@ -88,3 +88,17 @@ def test_export_loads_with_torch_and_safetensors_only(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "LSTMUnitLM"
+
+
+def test_a_card_naming_a_foreign_class_is_not_imported(tmp_path):
+    import json
+
+    from unitwave.lm.model import LSTMUnitLM
+
+    export(LSTMUnitLM(12, 8, 16, 1, 0.0), tmp_path / "model", arch={"k": 12})
+    card_path = tmp_path / "model" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["class"] = "os.system"  # a downloaded card must never make us import whatever it names
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="not a unitwave model"):
+        load_exported(tmp_path / "model")

@@ -158,3 +158,17 @@ def test_bad_configs_fail_with_the_flag_named(tmp_path):
             train_toy("regressor", tmp_path / "cuda", base_config(device="cuda"))
     with pytest.raises(ValueError, match=r"--monitor 'val_acc' was not logged; logged epoch metrics: .*val_loss"):
         train_toy("regressor", tmp_path / "monitor", base_config(epochs=1, monitor="val_acc"))
+
+
+def test_gan_optimisers_keep_their_own_peak_learning_rates(tmp_path):
+    cfg = base_config(epochs=2, schedule="exponential", lr_decay=0.5, monitor="val_w1", warmup_steps=0,
+                      grad_accum=1, save_every=0)
+    model = ToyGAN(cfg)
+    model.generator_lr, model.discriminator_lr = 2e-3, 5e-4  # what GANModule(train, generator_lr=..., ...) sets
+    result = fit(model, make_loader(mixture_data(64, 1), 16, shuffle=True), make_loader(mixture_data(32, 2), 32, shuffle=False),
+                 tmp_path / "run", echo=False)
+    opt_g, opt_d = model.optimizers()
+    assert [g["initial_lr"] for g in opt_g.param_groups] == [2e-3] and [g["initial_lr"] for g in opt_d.param_groups] == [5e-4]
+    # the schedule scales both alike: x0.5 per epoch
+    assert [(row["lr"], row["lr_1"]) for row in result.history] == [
+        pytest.approx((1e-3, 2.5e-4)), pytest.approx((5e-4, 1.25e-4))]

@@ -241,3 +241,23 @@ def test_wrong_architecture_lists_the_keys(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_typing_subscripts_in_config_metadata_load_and_stay_inert(tmp_path):
+    """omegaconf metadata of typed config fields holds ``List[str]`` / ``Optional[int]``, which pickle as
+    ``operator.getitem(typing.List, str)`` and ``type(None)``: a real checkpoint must not be refused for them."""
+    import operator
+
+    state = {"model": {}, "args": argparse.Namespace(encoder_layers=1),
+             "metadata": {"labels": tp.List[str], "max_keep_size": tp.Optional[int]}}  # noqa: UP006, UP045
+    torch.save(state, tmp_path / "typed.pt")
+    loaded = load_checkpoint(tmp_path / "typed.pt")
+    assert set(loaded["metadata"]) == {"labels", "max_keep_size"}
+
+    class Lookup:  # getitem on anything but an inert stand-in is still refused
+        def __reduce__(self):
+            return (operator.getitem, ({"a": 1}, "a"))
+
+    torch.save({"model": {}, "cfg": Lookup()}, tmp_path / "lookup.pt")
+    with pytest.raises(CheckpointError, match="refusing operator.getitem on dict"):
+        load_checkpoint(tmp_path / "lookup.pt")

@@ -131,3 +131,23 @@ def test_presets_and_names_resolve():
         resolve_spec(EncoderOptions(encoder="mfcc-13"))
     with pytest.raises(ValueError, match="does not apply"):
         resolve_spec(EncoderOptions(encoder="logmel", layer=3))
+
+
+def test_the_spec_records_waveform_normalisation_so_a_card_rebuilds_the_same_encoder(tmp_path):
+    import json
+
+    folder = save_random_model(tmp_path / "hubert", "hubert")
+    preprocessor = folder / "preprocessor_config.json"
+    settings = json.loads(preprocessor.read_text())
+    preprocessor.write_text(json.dumps({**settings, "do_normalize": True}))  # e.g. wav2vec2-base's
+    first = build_encoder(spec_for(folder), "cpu")
+    assert first.spec.normalize is True
+    wave = (0.2 + 0.05 * np.random.default_rng(1).standard_normal(8000)).astype(np.float32)
+    expected = first.features([wave])[0]
+    # the model card's spec on a machine whose cache lacks the preprocessor config (from_pretrained
+    # alone never downloads it): the same normalisation, the same features
+    preprocessor.unlink()
+    card_spec = EncoderSpec.from_dict(json.loads(json.dumps(first.spec.to_dict())))
+    again = build_encoder(card_spec, "cpu")
+    assert torch.allclose(again.features([wave])[0], expected, atol=1e-5)
+    assert build_encoder(spec_for(folder), "cpu").spec.normalize is False  # without the record: the default

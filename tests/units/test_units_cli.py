@@ -166,3 +166,18 @@ def test_bad_inputs_go_to_errors_and_bad_settings_are_named(corpus, cli, tmp_pat
     assert no_km.returncode == 2 and "not a k-means folder" in no_km.stderr
     too_many = cli("units", "fit", small, tmp_path / "km2", "--encoder", "mfcc", "--k", "100000")
     assert too_many.returncode == 2 and "k=100000 needs at least 100000 frames" in too_many.stderr
+
+
+def test_a_kmeans_fitted_with_another_chunk_length_is_not_reused(tmp_path):
+    """The chunk length shapes SSL frames (and encode rebuilds the encoder from the card, so a reused
+    k-means would silently keep the old length)."""
+    import dataclasses as dc
+
+    from unitwave.config import to_dict
+    from unitwave.units.pipeline import UnitsConfig, _same_fit, fit_config
+
+    base = UnitsConfig(tmp_path / "in.jsonl", tmp_path / "out", EncoderOptions(encoder="hubert-base"))
+    card = {"config": to_dict(fit_config(base))}
+    assert _same_fit(card, fit_config(base)) == []
+    other = dc.replace(base, encoder=EncoderOptions(encoder="hubert-base", chunk_seconds=10.0))
+    assert _same_fit(card, fit_config(other)) == ["chunk_seconds: 30.0 -> 10.0"]

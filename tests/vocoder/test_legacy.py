@@ -25,15 +25,6 @@ from unitwave.vocoder.legacy import import_legacy, load_legacy
 SLOPE = 0.1
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, more threads only spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_wn(layout: str):
     def wn(m: nn.Module) -> nn.Module:
         if layout == "old":
@@ -288,3 +279,18 @@ def test_configs_unitwave_cannot_express_fail_naming_the_key(tmp_path):
     )
     with pytest.raises(ValueError, match="embedding_dim"):
         Vocoder.from_dir(tmp_path / "voc")
+
+
+def test_resynth_refuses_a_legacy_f0_vocoder_before_running(tmp_path):
+    """Its F0 bins come from a quantiser outside the checkpoint: resynth cannot make them from audio."""
+    from unitwave.vocoder.resynth import check_compatible
+
+    cfg = {**BASE, "model_in_dim": 16, "f0": True, "f0_quant_num_bin": 10}
+    save_legacy(tmp_path / "voc", cfg, "old")
+    voc = Vocoder.from_dir(tmp_path / "voc", layout="plain")
+    card = {"frame_hop_s": voc.frame_hop_s, "k": 20}
+    with pytest.raises(ValueError, match="resynth cannot compute its F0 from audio"):
+        check_compatible(card, voc, None, tmp_path / "km", tmp_path / "voc")
+    save_legacy(tmp_path / "plain", {**BASE, "model_in_dim": 8}, "old")
+    plain = Vocoder.from_dir(tmp_path / "plain", layout="plain")
+    check_compatible(card, plain, None, tmp_path / "km", tmp_path / "plain")  # no F0: accepted

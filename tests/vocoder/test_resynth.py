@@ -132,3 +132,18 @@ def test_speakers_and_mismatched_folders(unit_corpus, trained_vocoder, vocoder_a
     fails(["resynth", str(manifest), str(tmp_path / "x"), "--units", str(km100), "--vocoder", str(voc)],
           "gives units every 10 ms but")
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_slices_are_resynthesized_alone_even_at_offset_zero(unit_corpus, trained_vocoder, tmp_path):
+    """A record with an offset (0.0 included) is the ``[offset, offset + duration)`` slice of its file."""
+    first = records(unit_corpus.manifest)[0]
+    path = str(unit_corpus.manifest.parent / first["audio_filepath"])
+    slices = [{**first, "id": f"s{o}", "audio_filepath": path, "offset": o, "duration": 1.0} for o in (0.0, 0.5)]
+    manifest = tmp_path / "slices.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in slices))
+    main(resynth_args(unit_corpus, trained_vocoder.run, manifest, tmp_path / "rs"))
+    out = {r["id"]: r for r in records(tmp_path / "rs" / "manifest.jsonl")}
+    assert first["duration"] > 2.0
+    for rid in ("s0.0", "s0.5"):
+        assert out[rid]["duration"] == pytest.approx(1.0, abs=0.03) and out[rid]["num_units"] <= 50
+    assert out["s0.0"]["source_offset"] == 0.0 and out["s0.5"]["source_offset"] == 0.5

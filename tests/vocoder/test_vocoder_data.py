@@ -23,15 +23,6 @@ from unitwave.vocoder.pitch import (
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, more threads only spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tone_then_silence(f0: float, tone_s: float = 0.5, silence_s: float = 0.3) -> np.ndarray:
     t = np.arange(int(tone_s * SR)) / SR
     x = (
@@ -170,3 +161,4 @@ def test_given_f0_tracks_replace_extraction(tmp_path):
     assert ds[0]["f0"][:4].tolist() == [bin200, 0, bin200, 0]
     assert set(ds[1]["f0"].tolist()) == {bin100}
     assert not (tmp_path / "f0").exists()  # nothing extracted
+

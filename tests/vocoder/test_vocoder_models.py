@@ -31,15 +31,6 @@ TINY = HifiganConfig(
 TINY_MEL = MelConfig(n_fft=256, hop_length=64, win_length=256, n_mels=32)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, more threads only spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**hifigan: object) -> VocoderConfig:
     return VocoderConfig(
         hifigan=dc.replace(TINY, **hifigan),

@@ -151,8 +151,38 @@ def test_bad_inputs_are_named(unit_corpus, trained_vocoder, vocoder_args, tmp_pa
     fails([*args, "--val-ratio", "1.5"], "--val-ratio must be in [0, 1)")
     fails([*args, "--vocoder.hifigan.speaker", "vector", "--vocoder.hifigan.speaker-vector-dim", "4"],
                "external speaker vectors is not supported")
+    # the dataset gives F0 bins and no styles: a continuous-F0 model would learn bin indices as values (and get Hz
+    # at resynthesis), a style table would fail at the first step
+    fails([*args, "--vocoder.hifigan.f0", "continuous"], "training with continuous F0 is not supported")
+    fails([*args, "--vocoder.hifigan.num-styles", "2"], "training with style conditioning is not supported")
+    assert not (tmp_path / "o").exists()
 
     copy = tmp_path / "copy"
     shutil.copytree(trained_vocoder.run, copy)
     fails(vocoder_args(unit_corpus, copy, "--vocoder.hifigan.f0", "none"),
                "holds a run of another model (vocoder.hifigan.f0: 'bins' -> 'none')")
+
+
+def test_samples_of_ids_that_look_like_paths_stay_in_the_run_folder(tmp_path):
+    """Any string may be an id: an absolute one or one with '..' must not stop training at its first save."""
+    from unitwave.testing.fixtures import tone
+    from unitwave.vocoder.config import SimpleConfig, VocoderConfig
+    from unitwave.vocoder.dataset import UnitAudioDataset, UnitUtterance
+    from unitwave.vocoder.models import build_generator
+    from unitwave.vocoder.training import SampleWriter
+
+    cfg = VocoderConfig(generator="simple", simple=SimpleConfig(num_units=7, unit_dim=8, channels=16,
+                                                                  upsample_rates=(4, 4)))
+    sf.write(tmp_path / "a.wav", tone(0.1), 16000)
+    ids = ["/data/spk/utt1", "../../escape", "spk/utt2"]
+    utts = [UnitUtterance(i, str(tmp_path / "a.wav"), np.arange(50) % 7, 16 / 16000) for i in ids]
+    run = tmp_path / "run"
+    SampleWriter(UnitAudioDataset(utts, cfg, segment_samples=None), [0, 1, 2], None).write(
+        run, 2, build_generator(cfg)
+    )
+    written = sorted(p.relative_to(run).as_posix() for p in tmp_path.rglob("*.wav") if p.name != "a.wav")
+    assert written == sorted(
+        f"samples/{folder}/{name}"
+        for folder in ("reference", "epoch_0002")
+        for name in ("data/spk/utt1.wav", "__/__/escape.wav", "spk/utt2.wav")
+    )

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import struct
+import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from unitwave.data.atomic import atomic_path
 
 
 class AudioError(Exception):
@@ -167,6 +170,20 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32), rate
 
 
+def load_record(record: tp.Mapping[str, tp.Any], sample_rate: int | None = 16000) -> np.ndarray:
+    """A manifest record's audio, mono float32 ``(T,)`` at ``sample_rate``: the slice
+    ``[offset, offset + duration)`` when the record has an ``offset`` (0.0 included), else the whole file
+    (see :func:`unitwave.data.records.audio_slice`). ValueError without ``audio_filepath``."""
+    from unitwave.data.records import audio_slice
+
+    path = record.get("audio_filepath")
+    if not isinstance(path, str) or not path:
+        raise ValueError("record has no 'audio_filepath' field")
+    offset, duration = audio_slice(record)
+    audio, _ = load_audio(path, sample_rate, offset=offset, duration=duration)
+    return audio
+
+
 def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ") -> np.ndarray:
     """soxr resampling along time; ``audio`` is ``(T,)`` or ``(T, C)`` float32."""
     import soxr
@@ -186,15 +203,11 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int)
     data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     # one writer per output file (the engine's shard lock), so a fixed temporary name is safe and a
     # rerun after a crash overwrites and renames the leftover instead of leaving it behind
-    tmp = p.with_name(f".{p.name}.tmp")
-    try:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1 if data.ndim == 1 else data.shape[1],
-                          format="WAV", subtype="PCM_16") as f:
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with atomic_path(p, shared=False) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels, format="WAV",
+                          subtype="PCM_16") as f:
             f.write(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p
 
 

@@ -42,11 +42,27 @@ def input_root(input_path: Path, relative_to: Path | None = None) -> Path:
     return Path(common)
 
 
-def iter_folder(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Record]:
+def iter_folder(
+    root: Path,
+    extensions: tp.Iterable[str] = AUDIO_EXTENSIONS,
+    exclude: Path | None = None,
+    stats: ReadStats | None = None,
+) -> tp.Iterator[Record]:
+    """Records of the audio files under ``root`` (see :func:`scan_audio`), ids from their paths.
+
+    A file whose name is not valid UTF-8 (bytes from another encoding) cannot be written into a JSON
+    manifest: it is skipped with a warning and counted in ``stats`` like a malformed manifest line.
+    """
     root = Path(root).absolute()
+    stats = stats if stats is not None else ReadStats()
     folder: Path | None = None
     stems: set[str] = set()  # stems seen in the current folder (the scan goes folder by folder)
-    for path in scan_audio(root, extensions):
+    for path in scan_audio(root, extensions, exclude):
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            stats.skip(ascii(str(path)), "file name is not valid UTF-8; rename it (e.g. with convmv)")
+            continue
         rel = path.relative_to(root)
         if rel.parent != folder:
             folder, stems = rel.parent, set()
@@ -56,8 +72,13 @@ def iter_folder(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> 
 
 
 def iter_manifest_inputs(manifest: Path, stats: ReadStats) -> tp.Iterator[Record]:
+    """Normalised records of a manifest; a path that is no manifest fails here, before any is read."""
+    return _normalised(read_manifest(manifest, stats), manifest, stats)
+
+
+def _normalised(records: tp.Iterable[Record], manifest: Path, stats: ReadStats) -> tp.Iterator[Record]:
     base = Path(manifest).absolute().parent
-    for rec in read_manifest(manifest, stats):
+    for rec in records:
         try:
             rec = ensure_id(rec)
         except ValueError as e:
@@ -69,12 +90,15 @@ def iter_manifest_inputs(manifest: Path, stats: ReadStats) -> tp.Iterator[Record
         yield rec
 
 
-def iter_inputs(input_path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record]:
-    """Normalised records from a folder (scanned recursively) or a JSONL manifest."""
+def iter_inputs(
+    input_path: Path, stats: ReadStats | None = None, exclude: Path | None = None
+) -> tp.Iterator[Record]:
+    """Normalised records from a folder (scanned recursively, leaving out ``exclude``: the stage's
+    output folder when it lies inside the input) or a JSONL manifest."""
     p = Path(input_path)
     stats = stats if stats is not None else ReadStats()
     if p.is_dir():
-        return iter_folder(p)
+        return iter_folder(p, exclude=exclude, stats=stats)
     if p.is_file():
         return iter_manifest_inputs(p, stats)
     raise FileNotFoundError(f"input not found: {p} (expected a folder of audio or a JSONL manifest)")

@@ -15,6 +15,9 @@ import typing as tp
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unitwave.data.atomic import fsync_dir, temp_path
+from unitwave.data.paths import AUDIO_EXTENSIONS
+
 log = logging.getLogger("unitwave")
 
 Record = dict[str, tp.Any]
@@ -39,10 +42,10 @@ class ReadStats:
         if self.quiet:
             return
         if self.malformed <= MAX_WARNINGS:
-            log.warning("skipping malformed manifest line %s: %s", where, reason)
+            log.warning("skipping malformed input %s: %s", where, reason)
             self.malformed_where.append(where)
         elif self.malformed == MAX_WARNINGS + 1:
-            log.warning("more malformed lines follow; only the count is reported from here on")
+            log.warning("more malformed inputs follow; only the count is reported from here on")
 
 
 def iter_jsonl(path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record]:
@@ -57,7 +60,8 @@ def iter_jsonl(path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record
                 rec = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 torn = not raw.endswith(b"\n")
-                stats.skip(where, "torn final line (interrupted write)" if torn else f"not JSON ({e.msg})")
+                why = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+                stats.skip(where, "torn final line (interrupted write)" if torn else f"not JSON ({why})")
                 continue
             if not isinstance(rec, dict):
                 stats.skip(where, f"expected a JSON object, got {type(rec).__name__}")
@@ -69,8 +73,12 @@ def iter_jsonl(path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record
 def read_manifest(path: Path, stats: ReadStats | None = None) -> tp.Iterator[Record]:
     """Stream records of a manifest; ``audio_filepath`` is left exactly as written (see :func:`resolve_audio`)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; a JSONL manifest (one JSON object per line) is expected here")
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        raise ValueError(f"{path} is an audio file; a JSONL manifest (or, where accepted, a folder) is expected")
     return iter_jsonl(path, stats)
 
 
@@ -104,7 +112,7 @@ class ManifestWriter:
         self.absolute_paths = absolute_paths
         self.base_dir = (base_dir or self.path.parent).resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._target = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp") if atomic else self.path
+        self._target = temp_path(self.path) if atomic else self.path
         self._f = open(self._target, "w" if atomic else "a", encoding="utf-8")
         self.count = 0
 
@@ -125,7 +133,7 @@ class ManifestWriter:
         self._f.close()
         if self.atomic:
             os.replace(self._target, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         self._f.close()
@@ -148,19 +156,6 @@ def write_manifest(path: Path, records: tp.Iterable[Record], **kwargs: tp.Any) -
         for r in records:
             w.write(r)
     return w.count
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def resolve_audio(value: str, manifest_dir: Path) -> Path:

@@ -50,24 +50,32 @@ def output_relpath(record: tp.Mapping[str, tp.Any], root: Path, from_folder: boo
     """Where a record's WAV goes under ``audio/``, keeping the source's relative folders.
 
     Folder inputs use the id (unique by construction); manifest records use their path relative to
-    ``root`` (refused when outside it), with the offset in ms appended for slices of a longer file.
+    ``root`` (refused when outside it), with the offset in ms appended for slices (records with an
+    ``offset``, 0.0 included) of a longer file.
     """
     if from_folder:
         return PurePosixPath(record["id"] + ".wav")
     rel = relative_output_path(Path(record["audio_filepath"]), root)
     stem = rel.with_suffix("").as_posix()
     offset = record.get("offset")
-    if isinstance(offset, (int, float)) and offset:
+    if isinstance(offset, (int, float)) and not isinstance(offset, bool):  # a slice, 0.0 included
         stem += f"_{int(round(float(offset) * 1000)):08d}"
     return PurePosixPath(stem + ".wav")
 
 
-def scan_audio(root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS) -> tp.Iterator[Path]:
-    """Audio files under ``root`` (recursive, sorted, symlinked folders not followed), streamed."""
+def scan_audio(
+    root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS, exclude: Path | None = None
+) -> tp.Iterator[Path]:
+    """Audio files under ``root`` (recursive, sorted, symlinked folders not followed), streamed.
+
+    ``exclude``: a folder left out, e.g. an output folder inside the input one, whose outputs would
+    otherwise become inputs of the next run.
+    """
     exts = {e.lower() for e in extensions}
     root = Path(root)
+    skip = os.path.abspath(exclude) if exclude is not None else None
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if os.path.abspath(os.path.join(dirpath, d)) != skip)
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() in exts and not name.startswith("."):
                 yield Path(dirpath) / name

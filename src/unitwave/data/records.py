@@ -7,7 +7,6 @@ manifest and the offset, so the same line gives the same id on every machine and
 from __future__ import annotations
 
 import hashlib
-import typing as tp
 from pathlib import PurePath
 
 from unitwave.data.manifest import AUDIO_FIELD, Record
@@ -47,12 +46,20 @@ def ensure_id(record: Record) -> Record:
     return {"id": derive_id(path, record.get("offset")), **record}
 
 
+def audio_slice(record: Record) -> tuple[float, float | None]:
+    """``(offset, duration)`` in seconds of the audio a record stands for.
+
+    A record with an ``offset`` (0.0 included: a segment at the start of its file, as NeMo writes it)
+    is the slice ``[offset, offset + duration)``; without one it is the whole file, ``(0.0, None)``: a
+    whole file's ``duration`` is a rounded figure, never a length to read.
+    """
+    offset = record.get("offset")
+    if offset is None:
+        return 0.0, None
+    return float(offset), record.get("duration")
+
+
 def audio_seconds(record: Record) -> float:
     """The record's ``duration`` in seconds, 0.0 when absent or not a number."""
     d = record.get("duration")
     return float(d) if isinstance(d, (int, float)) and not isinstance(d, bool) else 0.0
-
-
-def iter_ids(records: tp.Iterable[Record]) -> tp.Iterator[str]:
-    for r in records:
-        yield r["id"]

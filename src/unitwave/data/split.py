@@ -48,14 +48,22 @@ def split_manifest(
     from unitwave.data.manifest import resolve_audio
 
     norm = normalise_ratios(ratios)
+    for name in norm:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"split names must be plain file names, got {name!r}")
     src_dir = Path(manifest).parent
+    stats = ReadStats()
+    records = read_manifest(manifest, stats)  # a bad input path fails before any file is made
     writers = {
         name: ManifestWriter(Path(out_dir) / f"{name}.jsonl", absolute_paths=absolute_paths) for name in norm
     }
-    stats = ReadStats()
     try:
-        for rec in read_manifest(manifest, stats):
-            rec = ensure_id(rec)
+        for rec in records:
+            try:
+                rec = ensure_id(rec)
+            except ValueError as e:
+                stats.skip(f"{manifest} (record {stats.records})", str(e))
+                continue
             if isinstance(rec.get("audio_filepath"), str):
                 rec["audio_filepath"] = str(resolve_audio(rec["audio_filepath"], src_dir))
             writers[split_of(rec["id"], norm, salt)].write(rec)

@@ -86,7 +86,7 @@ class Backoff:
             if len(results) != len(batch):
                 raise RuntimeError(f"stage returned {len(results)} results for {len(batch)} inputs")
             return list(results)
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - recorded per item below
             if is_out_of_memory(exc):

@@ -88,9 +88,9 @@ def _worker_main(conn: mpc.Connection, stage: Stage, root: str, n: int, torch_th
             summary = run_shard(stage, run, k, n, setup=False)
             conn.send(("done", k, summary))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            # and the worker stays: the parent may already have sent it the next shard (a worker that
+            # left here would fail that one too); on Ctrl-C the parent tells every worker to stop
             conn.send(("failed", k, "".join(traceback.format_exception(exc)[-4:]).strip()))
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                return
 
 
 @dataclass
@@ -129,7 +129,11 @@ def run_local(
             for w in pool:
                 if w.shard is None and pending:
                     w.shard = pending.pop(0)
-                    w.conn.send(w.shard)
+                    try:
+                        w.conn.send(w.shard)
+                    except (BrokenPipeError, OSError):  # it died since its last report: the shard waits
+                        pending.insert(0, w.shard)       # for a replacement (handled below, as a death)
+                        w.shard = None
             waitables: list[tp.Any] = [w.conn for w in pool] + [w.proc.sentinel for w in pool]
             ready = set(mpc.wait(waitables, timeout=0.5))
             for w in list(pool):

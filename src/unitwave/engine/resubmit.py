@@ -96,6 +96,11 @@ def resubmit(cfg: ResubmitConfig) -> ResubmitSummary:
         done = sum(s.state == "done" for s in states)
         print(f"{stage}: nothing to resubmit: {done}/{len(states)} shards done, "
               f"{len(summary.active)} queued or running (`unitwave status {root}`)")
+        if done == len(states) and not run.manifest.is_file():
+            # the last task died while merging: any rerun of the stage merges (no shard runs again)
+            command = info.get("command", "<stage>")
+            print(f"{stage}: every shard is done but {run.manifest.name} was never merged: run "
+                  f"`unitwave {command} --config {shlex.quote(str(run.root / 'config.yaml'))}` to merge")
         return summary
     if summary.active:
         print(f"{stage}: shards {compress_indices(summary.active)} are still queued or running: left alone")

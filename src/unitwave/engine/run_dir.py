@@ -21,22 +21,13 @@ import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
 
+from unitwave.data.atomic import atomic_write_text, fsync_dir, sweep_temp_files, temp_path
 from unitwave.data.manifest import ManifestWriter, ReadStats, Record, dumps, iter_jsonl
 from unitwave.data.records import stable_hash
 
 
 class RunDirError(ValueError):
     """A run folder that cannot be used as asked (different shard count, missing input...)."""
-
-
-def atomic_write_text(path: Path, text: str, shared: bool = True) -> None:
-    """Write via a temporary file + fsync + rename; ``shared`` files may have concurrent writers (pid suffix)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp" if shared else f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -103,8 +94,7 @@ class RunDir:
         from unitwave import __version__
 
         self.shards_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(".*.tmp"):  # left by a killed driver; only the driver writes these
-            stale.unlink(missing_ok=True)
+        sweep_temp_files(self.root)  # left by a killed driver
         old = self.info() if self.exists() else None
         if old is not None and num_shards is not None and int(num_shards) != int(old["num_shards"]):
             raise RunDirError(
@@ -113,7 +103,7 @@ class RunDir:
             )
         digest = hashlib.sha256()
         count = 0
-        tmp = self.input.with_name(f".input.jsonl.{os.getpid()}.tmp")
+        tmp = temp_path(self.input)
         with open(tmp, "w", encoding="utf-8") as f:
             for rec in inputs:
                 line = dumps(rec) + "\n"
@@ -127,6 +117,7 @@ class RunDir:
             tmp.unlink()
             return old
         os.replace(tmp, self.input)
+        fsync_dir(self.root)
         if old is not None:
             # New or changed input: shards must be revisited; their logs keep finished records.
             for k in range(int(old["num_shards"])):
@@ -197,12 +188,18 @@ class RunDir:
     def merge(self, absolute_paths: bool = False, stage: str = "") -> dict[str, int]:
         """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl``.
 
+        Only results of the current ``input.jsonl`` count, in its order: a record removed from the
+        input since an earlier run (a bad file deleted, a corpus trimmed) leaves both files.
         Both are written atomically; safe to call again (and from several SLURM tasks at once).
         """
         n = self.num_shards
+        order: dict[str, int] = {}
+        for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
+            order.setdefault(str(rec.get("id")), i)
         entries: list[tuple[int, int, int, bool]] = []  # (input index, shard, offset, ok)
         for k in range(n):
-            entries.extend((i, k, off, ok) for i, off, ok in self.read_log(k).values())
+            latest = self.read_log(k)
+            entries.extend((order[rid], k, off, ok) for rid, (_, off, ok) in latest.items() if rid in order)
         entries.sort()
         files = {k: open(self.shard_log(k), "rb") for k in {e[1] for e in entries}}
         seen: set[int] = set()

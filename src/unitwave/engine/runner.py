@@ -140,14 +140,19 @@ def run_stage(
     run = RunDir(out_dir)
     run.root.mkdir(parents=True, exist_ok=True)
     only = engine.parsed_shard()
+    if run.exists() and run.info().get("stage") != stage.name:
+        raise RunDirError(
+            f"{run.root} holds a `{run.info().get('stage')}` run, not a `{stage.name}` one: its finished "
+            "records would be taken for this stage's. Use another output folder"
+        )
     if config is not None and run.exists() and (run.root / "config.yaml").is_file():
         _refuse_changed_settings(run, config, resume_ignores)
     # Shard tasks (SLURM array tasks) keep the config their driver saved: many tasks, one file.
-    if config is not None and (only is None or not (run.root / "config.yaml").exists()):
-        save_config(_without_shard(config), run.root)
+    save = config is not None and (only is None or not (run.root / "config.yaml").exists())
     if only is not None and run.exists() and only[1] != run.num_shards:
-        raise SystemExit(
-            f"--shard {engine.shard}: {run.root} was started with {run.num_shards} shards (run.json)"
+        raise RunDirError(
+            f"--shard {engine.shard}: {run.root} was started with {run.num_shards} shards (run.json); "
+            f"run its shards as k/{run.num_shards}"
         )
     requested = only[1] if only is not None else engine.shards
     workers = engine.resolved_workers()
@@ -163,6 +168,8 @@ def run_stage(
         if command and only is None and info.get("command") != command:
             run.update_info(command=command)  # what SLURM tasks and `unitwave resubmit` run
         info = run.info()
+    if save:  # only now: a refused run (other --shards, other stage) must not rewrite the folder's config
+        save_config(_without_shard(config), run.root)
     n = int(info["num_shards"])
     if only is not None:
         shards = [only[0]]
@@ -202,7 +209,7 @@ def run_stage(
         summary.duplicates = counts["duplicates"]
         if complete:
             stage.finalize(run)
-    else:
+    if only is not None:  # a shard task (the last one merged too) reports, and exits by, its own shard
         summary.failed = sum(o.summary["failed"] for o in outcomes if o.ok and o.summary)
     rates = progress.rates()
     summary.wall_seconds = round(time.time() - t0, 3)

@@ -23,6 +23,7 @@ import sys
 import typing as tp
 from pathlib import Path
 
+from unitwave.data.atomic import atomic_path
 from unitwave.engine.options import SlurmOptions
 
 
@@ -154,10 +155,9 @@ def write_sbatch_script(
     lines.append(f"exec srun {command}" if srun else f"exec {command}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.chmod(0o755)
     return path
 
 

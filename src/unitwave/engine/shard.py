@@ -68,12 +68,18 @@ def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[st
 
         def commit(i: int, rec: Record, result: list[Record] | BaseException) -> None:
             nonlocal processed, failed
-            if isinstance(result, BaseException):
+            line = None
+            if not isinstance(result, BaseException):
+                try:
+                    line = dumps({"i": i, "id": rec["id"], "out": result}) + "\n"
+                except (TypeError, ValueError) as exc:  # an unwritable output fails its record, not the shard
+                    result = ValueError(f"the stage's output for this record is not JSON: {exc}")
+            if line is None:
                 out.write(dumps({"i": i, "id": rec["id"], "error": error_entry(stage, rec, result)}) + "\n")
                 failed += 1
                 log.debug("shard %d: %s failed: %s", k, rec["id"], result)
             else:
-                out.write(dumps({"i": i, "id": rec["id"], "out": result}) + "\n")
+                out.write(line)
                 processed += 1
             out.flush()
 

@@ -20,9 +20,10 @@ import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
 
+from unitwave.data.atomic import atomic_write_text
 from unitwave.engine.local import ShardOutcome
 from unitwave.engine.options import EngineConfig
-from unitwave.engine.run_dir import RunDir, atomic_write_text
+from unitwave.engine.run_dir import RunDir
 from unitwave.engine.sbatch import SbatchResources, Shell, log_pattern, unitwave_argv, write_sbatch_script
 from unitwave.engine.slurm_client import (
     ACTIVE_STATES,

@@ -164,8 +164,3 @@ def job_states(job_ids: tp.Iterable[str]) -> dict[tuple[str, int | None], TaskSt
             else:
                 states[(fields.get("JobId", job), None)] = st
     return states
-
-
-def cancel(job: str) -> None:
-    """``scancel JOB`` (``123`` or one array task ``123_4``)."""
-    run_slurm(["scancel", job], f"scancel {job}")

@@ -99,12 +99,15 @@ def convention(cfg: MetricsConfig) -> dict[str, tp.Any]:
 
 
 def best_lag(ref: np.ndarray, test: np.ndarray, max_lag: int) -> int:
-    """``k`` in ``[-max_lag, max_lag]`` maximising ``sum_n ref[n] * test[n + k]`` (FFT cross-correlation)."""
+    """``k`` in ``[-max_lag, max_lag]`` maximising ``sum_n ref[n] * test[n + k]`` (FFT cross-correlation);
+    of tied lags the one nearest 0 (a silent ``test`` is not shifted)."""
     size = 1 << math.ceil(math.log2(max(2, len(ref) + len(test))))
     xc = np.fft.irfft(np.fft.rfft(test, size) * np.conj(np.fft.rfft(ref, size)), size)
     lags = np.arange(-max_lag, max_lag + 1)
     lags = lags[(lags < len(test)) & (-lags < len(ref))]
-    return int(lags[np.argmax(xc[lags % size])])
+    score = xc[lags % size]
+    tied = lags[score == score.max()]
+    return int(tied[np.argmin(np.abs(tied))])
 
 
 def align(ref: np.ndarray, test: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,10 +13,10 @@ import dataclasses as dc
 import html
 import json
 import math
-import os
 import typing as tp
 from pathlib import Path
 
+from unitwave.data.atomic import atomic_write_text
 from unitwave.eval.metrics import SUMMARY_METRICS
 from unitwave.eval.plots import line_chart_svg
 
@@ -75,7 +75,10 @@ def training_curves(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     Accepts a list of per-epoch/step records (``{"epoch": 3, "mel_loss": 0.4, ...}``), a mapping with
     such a list under ``history``/``epochs``/``log``/``records``, or a mapping of name -> list of numbers.
     """
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a JSON training log ({e})") from None
     if isinstance(data, dict):
         for key in ("history", "epochs", "log", "records"):
             if isinstance(data.get(key), list):
@@ -180,8 +183,4 @@ def render_report(
 
 def write_report(path: Path, page: str) -> Path:
     """Write ``page`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page)

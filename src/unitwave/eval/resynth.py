@@ -3,8 +3,9 @@
 Matching a synthesized file to each original record, first match wins:
 
 1. ``SYNTH_DIR/manifest.jsonl`` exists (a ``unitwave resynth`` run folder): the record with the same ``id``;
-2. the original's path relative to the manifest's folder, under ``SYNTH_DIR`` or ``SYNTH_DIR/audio``,
-   with any audio extension (what ``resynth`` writes: it keeps the input's relative folders);
+2. the original's path relative to the manifest's audio root (as ``resynth`` picks it), under ``SYNTH_DIR``
+   or ``SYNTH_DIR/audio``, with any audio extension and, for a slice (``offset``), the offset suffix
+   ``_<ms:08d>`` (what ``resynth`` writes: it keeps the input's relative folders);
 3. ``<id>.<ext>`` under ``SYNTH_DIR`` or ``SYNTH_DIR/audio``.
 
 An original without a match is an error record (``errors.jsonl``). Metrics run per record on the engine
@@ -19,14 +20,14 @@ import csv
 import dataclasses as dc
 import json
 import math
-import os
 import typing as tp
 from pathlib import Path
 
 import tyro
 
+from unitwave.data.atomic import atomic_path
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import AUDIO_EXTENSIONS, UnsafePathError, relative_output_path
+from unitwave.data.paths import AUDIO_EXTENSIONS, UnsafePathError, output_relpath
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 from unitwave.eval.metrics import MetricsConfig
@@ -106,7 +107,8 @@ def find_synth(
         looked.append(by_id[rid])
     stems: list[str] = []
     try:
-        stems.append(relative_output_path(Path(record[AUDIO_FIELD]), root).with_suffix("").as_posix())
+        # the name resynth gives it: slices of one file differ by their offset suffix
+        stems.append(output_relpath(record, root, from_folder=False).with_suffix("").as_posix())
     except (UnsafePathError, KeyError, TypeError):
         pass
     stems.append(rid)
@@ -144,7 +146,7 @@ class EvalStage(Stage):
     def evaluate(self, record: Record) -> Record:
         import numpy as np
 
-        from unitwave.audio.io import load_audio, write_wav
+        from unitwave.audio.io import load_audio, load_record, write_wav
         from unitwave.eval.metrics import evaluate_pair
 
         synth_path = record.get("synth_filepath")
@@ -152,24 +154,20 @@ class EvalStage(Stage):
             looked = ", ".join(record.get("synth_looked", [])[:4])
             raise FileNotFoundError(f"no synthesized file for id {record['id']!r} (looked for {looked})")
         sr = self.cfg.metrics.sample_rate
-        offset = float(record.get("offset") or 0.0)
-        orig, _ = load_audio(
-            record[AUDIO_FIELD], sr, offset=offset, duration=record.get("duration") if offset else None
-        )
+        orig = load_record(record, sr)
         synth, _ = load_audio(synth_path, sr)
         metrics, tracks = evaluate_pair(orig, synth, self.cfg.metrics)
         name = pair_name(int(record["eval_index"]))
         write_wav(self.out / "audio" / f"orig_{name}.wav", orig, sr)
         write_wav(self.out / "audio" / f"synth_{name}.wav", synth, sr)
         (self.out / "tracks").mkdir(parents=True, exist_ok=True)
-        tmp = self.out / "tracks" / f".{name}.{os.getpid()}.tmp.npz"
-        np.savez(
-            tmp,
-            f0_orig=tracks["f0_orig"],
-            f0_synth=tracks["f0_synth"],
-            frame_period_ms=np.float64(self.cfg.metrics.frame_period_ms),
-        )
-        os.replace(tmp, self.out / "tracks" / f"{name}.npz")
+        with atomic_path(self.out / "tracks" / f"{name}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                f0_orig=tracks["f0_orig"],
+                f0_synth=tracks["f0_synth"],
+                frame_period_ms=np.float64(self.cfg.metrics.frame_period_ms),
+            )
         out = {k: v for k, v in record.items() if k not in ("synth_looked", "eval_index")}
         out.update(
             {
@@ -189,6 +187,7 @@ class EvalStage(Stage):
 def finalize_outputs(cfg: EvalResynthConfig, run: RunDir) -> dict[str, tp.Any]:
     """Summary + ``test_results.json`` + ``test_results.csv`` + ``report.html`` from the merged manifest."""
     from unitwave.config import to_dict
+    from unitwave.data.atomic import atomic_write_text
     from unitwave.data.manifest import iter_jsonl
     from unitwave.eval.metrics import convention, summarise
 
@@ -208,7 +207,7 @@ def finalize_outputs(cfg: EvalResynthConfig, run: RunDir) -> dict[str, tp.Any]:
         "files": rows,
     }
     out = Path(cfg.output_dir)
-    _atomic_text(out / "test_results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "test_results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     _write_csv(out / "test_results.csv", rows)
     from unitwave.eval.report import render_report, training_curves, write_report
 
@@ -220,20 +219,12 @@ def finalize_outputs(cfg: EvalResynthConfig, run: RunDir) -> dict[str, tp.Any]:
     return results
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_csv(path: Path, rows: list[Record]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
-    os.replace(tmp, path)
 
 
 def _report_row(cfg: EvalResynthConfig, record: Record) -> tp.Any:
@@ -295,8 +286,12 @@ def run(cfg: EvalResynthConfig) -> tp.Any:
         raise FileNotFoundError(f"original manifest not found: {cfg.orig_manifest}")
     if not Path(cfg.synth_dir).is_dir():
         raise NotADirectoryError(f"synthesized audio folder not found: {cfg.synth_dir}")
-    if cfg.training_log is not None and not Path(cfg.training_log).is_file():
-        raise FileNotFoundError(f"training log not found: {cfg.training_log}")
+    if cfg.training_log is not None:
+        if not Path(cfg.training_log).is_file():
+            raise FileNotFoundError(f"training log not found: {cfg.training_log}")
+        from unitwave.eval.report import training_curves
+
+        training_curves(cfg.training_log)  # an unreadable log fails now, not after every file was evaluated
     stats = ReadStats()
     return run_stage(
         EvalStage(cfg),

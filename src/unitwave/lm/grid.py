@@ -26,13 +26,13 @@ import dataclasses as dc
 import io
 import itertools
 import json
-import os
 import re
 import shutil
 import typing as tp
 from pathlib import Path
 
 from unitwave.config import ConfigError, from_dict, read_yaml, to_dict
+from unitwave.data.atomic import atomic_write_text
 from unitwave.data.manifest import Record, iter_jsonl
 from unitwave.engine.stage import Stage
 
@@ -161,9 +161,7 @@ def write_leaderboard(root: Path, manifest: Path, errors: Path) -> Path:
     for e in failed:
         writer.writerow(["", e.get("id"), *([""] * len(METRIC_COLUMNS)), *([""] * len(params)), f"failed: {e.get('reason')}", ""])
     path = Path(root) / "leaderboard.csv"
-    tmp = path.with_name(f".leaderboard.csv.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, buf.getvalue())
     if done:
         best = done[0]
         print(f"leaderboard: {len(done)} runs, best {best['id']} (val ppl {best.get('val_ppl'):.3f}, "

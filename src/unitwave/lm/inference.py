@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unitwave.data.atomic import atomic_path
 from unitwave.lm.data import collate_units, parse_line
 from unitwave.lm.model import packed_index
 from unitwave.train.portable import load_exported
@@ -131,14 +131,12 @@ def score_command(cfg: LMScoreConfig) -> dict[str, tp.Any]:
     scores = utterance_log_probs(model, units, cfg.batch_size)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, (rid, u, lp) in enumerate(zip(ids, units, scores)):
             n = len(u)
             row = {"index": i, "id": rid, "logprob": lp, "num_units": n,
                    "logprob_per_unit": lp / n if n else None, "bits_per_unit": -lp / n / math.log(2) if n else None}
             f.write(json.dumps(row) + "\n")
-    os.replace(tmp, out)
     total_units = sum(len(u) for u in units)
     ppl = math.exp(-sum(scores) / total_units) if total_units else float("nan")
     print(f"scored {len(units)} utterances ({total_units} units, perplexity {ppl:.3f}) -> {out}", flush=True)

@@ -5,8 +5,9 @@ Vocabulary: ids ``0..k-1`` are units, ``k`` is SOS (prepended to every utterance
 
 Training and scoring use packed sequences: :meth:`LSTMUnitLM.forward` returns logits only for the
 ``N = sum(lengths)`` real positions, in the order of ``pack_padded_sequence(..., enforce_sorted=False)``
-(:func:`packed_index` gives that order for any ``(B, T)`` tensor), so padding costs no LSTM step,
-no output projection and no softmax.
+(:func:`packed_index` gives that order for any ``(B, T)`` tensor), so padding costs no output
+projection and no softmax, and on CUDA no LSTM step either (on CPU the fused LSTM runs over the
+length-bucketed batch, which is faster than PyTorch's packed loop there; see :meth:`LSTMUnitLM.forward`).
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ The run folder (besides what :func:`~unitwave.train.fit` writes)::
 from __future__ import annotations
 
 import json
-import os
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 
 from unitwave.config import save_config, to_dict
+from unitwave.data.atomic import atomic_write_text
 from unitwave.lm.data import CorpusScan, UnitCollate, UnitSequences, resolve_k, scan_units
 
 if tp.TYPE_CHECKING:
@@ -124,9 +124,7 @@ def train_lm(cfg: LMTrainConfig, echo: bool = True) -> dict[str, tp.Any]:
         "task": "unit-language-model", "vocabulary": {"units": k, "sos": model.sos, "pad": model.pad},
         "data": data, "metrics": metrics, "seed": t.seed, "config": to_dict(cfg), "torch_threads": torch.get_num_threads(),
     })
-    tmp = out / f".metrics.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "metrics.json")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     train_set.close()
     val_set.close()
     if echo:

@@ -11,6 +11,7 @@ import tyro
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
 from unitwave.data.paths import output_relpath, safe_join
+from unitwave.data.records import audio_slice
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -48,14 +49,13 @@ class ConvertStage(Stage):
         src = record.get(AUDIO_FIELD)
         if not isinstance(src, str) or not src:
             raise ValueError(f"record has no '{AUDIO_FIELD}' field")
-        offset = float(record.get("offset") or 0.0)
-        duration = record.get("duration") if offset else None
+        offset, duration = audio_slice(record)
         dst = safe_join(self.audio_dir, output_relpath(record, self.root, self.from_folder))
         audio, sr = load_audio(src, self.sample_rate, offset=offset, duration=duration)
         write_wav(dst, audio, sr)
         out = {k: v for k, v in record.items() if k != "offset"}
         out.update({AUDIO_FIELD: str(dst), "duration": round(len(audio) / sr, 6), "source": src})
-        if offset:
+        if record.get("offset") is not None:  # a slice
             out["source_offset"] = offset
         return out
 
@@ -67,7 +67,7 @@ def run(cfg: ConvertConfig) -> tp.Any:
     stage = ConvertStage(cfg.output_dir, input_root(cfg.input, cfg.relative_to), Path(cfg.input).is_dir(), cfg.sample_rate)
     return run_stage(
         stage,
-        lambda: iter_inputs(cfg.input, stats),
+        lambda: iter_inputs(cfg.input, stats, exclude=cfg.output_dir),
         cfg.output_dir,
         cfg.engine,
         config=cfg,

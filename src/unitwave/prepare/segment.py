@@ -150,7 +150,7 @@ class SegmentStage(VadDrivenStage):
                 source,
                 self.sample_rate,
                 offset=item.offset_s,
-                duration=item.duration_s if item.offset_s else None,
+                duration=item.duration_s if item.sliced else None,
             )
         records = []
         for index, (start, end) in enumerate(segments):
@@ -175,7 +175,7 @@ class SegmentStage(VadDrivenStage):
 
 def write_meta(run: RunDir, meta: dict[str, tp.Any]) -> dict[str, tp.Any]:
     """``segments.meta.json``: what made the segments and how long they are."""
-    from unitwave.prepare.vad import write_atomic
+    from unitwave.data.atomic import atomic_write_text
 
     lengths = np.array([float(r["duration"]) for r in iter_jsonl(run.manifest)], dtype=np.float64)
     sources = {r.get("source_id") for r in iter_jsonl(run.manifest)}
@@ -198,7 +198,7 @@ def write_meta(run: RunDir, meta: dict[str, tp.Any]) -> dict[str, tp.Any]:
         if len(lengths)
         else None,
     }
-    write_atomic(run.root / "segments.meta.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(run.root / "segments.meta.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 
 
@@ -221,7 +221,7 @@ def run(cfg: SegmentConfig) -> tp.Any:
     stats = ReadStats()
     summary = run_stage(
         SegmentStage(cfg, run_root, meta),
-        lambda: iter_inputs(cfg.input, stats),
+        lambda: iter_inputs(cfg.input, stats, exclude=run_root),
         run_root,
         cfg.engine,
         config=cfg,

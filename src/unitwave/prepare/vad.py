@@ -26,6 +26,7 @@ import tyro
 
 from unitwave.audio.vad.options import VadOptions
 from unitwave.audio.vad.stats import STAT_FIELDS
+from unitwave.data.atomic import temp_path
 from unitwave.data.inputs import iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record, iter_jsonl
 from unitwave.engine.options import EngineConfig
@@ -77,6 +78,7 @@ class LoadedAudio:
     info: AudioInfo  # header of the source file (its own rate and channels)
     duration_s: float  # of the record: the whole file, or the slice for records with an offset
     offset_s: float
+    sliced: bool = False  # the record has an offset: a slice of its file, not the whole of it
 
 
 def load_record_audio(record: Record, sample_rate: int = 16000) -> LoadedAudio:
@@ -85,16 +87,17 @@ def load_record_audio(record: Record, sample_rate: int = 16000) -> LoadedAudio:
     Raises AudioError (path + reason) for unreadable audio, ValueError for a record without a path.
     """
     from unitwave.audio.io import audio_info, load_audio
+    from unitwave.data.records import audio_slice
 
     path = record.get(AUDIO_FIELD)
     if not isinstance(path, str) or not path:
         raise ValueError(f"record {record.get('id')!r} has no '{AUDIO_FIELD}' field")
     info = audio_info(path)
-    offset = float(record.get("offset") or 0.0)
-    duration = record.get("duration") if offset else None
+    offset, duration = audio_slice(record)
+    sliced = record.get("offset") is not None
     audio, _ = load_audio(path, sample_rate, offset=offset, duration=duration)
-    seconds = info.duration if not offset else len(audio) / sample_rate
-    return LoadedAudio(audio, info, round(seconds, 6), offset)
+    seconds = len(audio) / sample_rate if sliced else info.duration
+    return LoadedAudio(audio, info, round(seconds, 6), offset, sliced)
 
 
 class CostCache:
@@ -187,7 +190,7 @@ class AtomicCsv:
 
     def __init__(self, path: Path, columns: tp.Sequence[str]) -> None:
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = temp_path(self.path)
         self._f = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
         self._writer = csv.DictWriter(
             self._f, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
@@ -201,6 +204,9 @@ class AtomicCsv:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
         self._f.close()
         if exc_type is None:
             os.replace(self._tmp, self.path)
@@ -208,15 +214,9 @@ class AtomicCsv:
             self._tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_outputs(run: RunDir, outputs: dict[str, str], meta: dict[str, tp.Any]) -> dict[str, tp.Any]:
     """From the run's merged records (streamed): the CSV, the manifest, the intervals, the sidecar JSON."""
+    from unitwave.data.atomic import atomic_write_text
     from unitwave.data.manifest import ManifestWriter, resolve_audio
 
     files = failed = 0
@@ -258,7 +258,7 @@ def write_outputs(run: RunDir, outputs: dict[str, str], meta: dict[str, tp.Any])
         "csv_columns": list(CSV_COLUMNS),
         "outputs": outputs,
     }
-    write_atomic(Path(outputs["meta"]), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(Path(outputs["meta"]), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
 
 

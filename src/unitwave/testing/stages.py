@@ -19,11 +19,13 @@ class EchoStage(Stage):
     name = "echo"
 
     def __init__(self, sleep_seconds: float = 0.0, batch_seconds: float | None = None,
-                 fail_ids: tuple[str, ...] = (), die_on_ids: tuple[str, ...] = ()) -> None:
+                 fail_ids: tuple[str, ...] = (), die_on_ids: tuple[str, ...] = (),
+                 exit_on_ids: tuple[str, ...] = ()) -> None:
         self.sleep_seconds = sleep_seconds
         self.batch_seconds = batch_seconds
         self.fail_ids = set(fail_ids)
         self.die_on_ids = set(die_on_ids)
+        self.exit_on_ids = set(exit_on_ids)
         self.setup_calls = 0
 
     def setup(self) -> None:
@@ -33,6 +35,8 @@ class EchoStage(Stage):
         for r in batch:
             if r["id"] in self.die_on_ids:
                 os._exit(13)  # a worker that dies hard (segfault, host OOM killer)
+            if r["id"] in self.exit_on_ids:
+                raise SystemExit(3)  # library code that calls sys.exit()
             if r["id"] in self.fail_ids:
                 raise ValueError(f"record {r['id']} is bad on purpose")
         time.sleep(self.sleep_seconds * len(batch))

@@ -9,7 +9,6 @@ precision plugin's scaler state, ``loops``, ``epoch``, ``global_step``, callback
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import typing as tp
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from unitwave.config import ConfigError
+from unitwave.data.atomic import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST, BEST, FINAL = "latest.ckpt", "best.ckpt", "final.ckpt"
@@ -34,28 +34,14 @@ def atomic_torch_save(obj: tp.Any, path: Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_copy(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` so that ``dst`` is always either the old or the complete new file."""
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, map_location: tp.Any = "cpu") -> dict[str, tp.Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses as dc
 import datetime as _dt
 import json
-import os
 import shlex
 import time
 import typing as tp
@@ -34,6 +33,7 @@ from pathlib import Path
 import tyro
 
 from unitwave.config import ConfigError
+from unitwave.data.atomic import atomic_write_text
 from unitwave.engine.options import SlurmOptions
 
 if tp.TYPE_CHECKING:
@@ -169,9 +169,7 @@ def submit_training(cfg: tp.Any, out_dir: Path, train: TrainConfig) -> SlurmTrai
     record = {"command": command, "job_id": job_id, "script": str(script), "log": str(log),
               "nodes": train.num_nodes, "devices": train.devices,
               "submitted": _dt.datetime.now().isoformat(timespec="seconds")}
-    tmp = script.parent / f".{JOB_RECORD}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, script.parent / JOB_RECORD)
+    atomic_write_text(script.parent / JOB_RECORD, json.dumps(record, indent=2) + "\n")
     print(f"{command}: submitted to SLURM as job {job_id} ({train.num_nodes} node(s) x {train.devices} "
           f"device(s)); log: {log}", flush=True)
     print(f"{command}: script {script}; follow with `squeue -j {job_id}` or `tail -f {shlex.quote(str(log))}`",

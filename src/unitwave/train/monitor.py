@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import typing as tp
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint
 
+from unitwave.data.atomic import atomic_write_text
 from unitwave.train.checkpoint import (
     BEST,
     CHECKPOINT_DIR,
@@ -184,9 +184,7 @@ class TrainingMonitor(Checkpoint):
             trainer.should_stop = True
 
     def write_history(self) -> None:
-        tmp = self.history_path.with_name(f".{self.history_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.history, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.history_path)
+        atomic_write_text(self.history_path, json.dumps(self.history, indent=1) + "\n")
 
     def report(self, row: dict[str, tp.Any], new_best: bool, metrics: dict[str, float]) -> None:
         """The one-line epoch summary, printed and appended to ``train.log``."""

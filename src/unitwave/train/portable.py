@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import os
 import typing as tp
 from pathlib import Path
+
+from unitwave.data.atomic import atomic_path, atomic_write_text
 
 if tp.TYPE_CHECKING:
     import torch
@@ -23,15 +24,6 @@ if tp.TYPE_CHECKING:
 CARD_NAME = "model_card.json"
 CARD_FORMAT = "unitwave-model"
 CARD_VERSION = 1
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def export(
@@ -62,9 +54,8 @@ def export(
     # cloned, contiguous, on CPU: safetensors refuses shared storage (tied weights load into both keys)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     weights = out_dir / f"{name}.safetensors"
-    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     cls = type(model)
     full = {
         "format": CARD_FORMAT,
@@ -80,7 +71,7 @@ def export(
         **(card or {}),
     }
     card_path = out_dir / CARD_NAME
-    _atomic_write(card_path, (json.dumps(full, indent=2, default=str) + "\n").encode("utf-8"))
+    atomic_write_text(card_path, json.dumps(full, indent=2, default=str) + "\n")
     return card_path
 
 
@@ -113,6 +104,10 @@ def load_exported(path: Path, device: str = "cpu") -> torch.nn.Module:
 
     state, card = load_weights(path, device="cpu")
     module_name, _, cls_name = card["class"].rpartition(".")
+    if module_name.split(".")[0] != "unitwave":
+        # a downloaded card must not make us import (and so run) an arbitrary module
+        raise ValueError(f"{path}: model class {card['class']!r} is not a unitwave model; load its weights "
+                         "with load_weights() into a model you build yourself")
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as e:

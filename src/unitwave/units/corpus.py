@@ -15,12 +15,12 @@ run's merged manifest, one record at a time, and replaced atomically.
 
 from __future__ import annotations
 
-import os
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 
+from unitwave.data.atomic import atomic_path
 from unitwave.data.manifest import ManifestWriter, Record, iter_jsonl
 
 TIME_DECIMALS = 6  # 1 us
@@ -85,24 +85,18 @@ def write_corpus(manifest: Path, folder: Path, name: str) -> tuple[Path, Path, i
     Returns ``(corpus path, units.txt path, utterances)``. Both files appear atomically.
     """
     corpus, units_txt = corpus_path(folder, name), units_txt_path(folder, name)
-    tmp_txt = units_txt.with_name(f".{units_txt.name}.{os.getpid()}.tmp")
     count = 0
-    try:
-        with (
-            ManifestWriter(corpus, base_dir=Path(manifest).parent) as out,
-            open(tmp_txt, "w", encoding="utf-8") as txt,
-        ):
-            for record in iter_jsonl(Path(manifest)):
-                if "units" not in record:
-                    continue
-                out.write(timestamped(record))
-                txt.write(" ".join(str(int(u)) for u in record["units"]) + "\n")
-                count += 1
-            txt.flush()
-            os.fsync(txt.fileno())
-        os.replace(tmp_txt, units_txt)
-    finally:
-        tmp_txt.unlink(missing_ok=True)
+    with (
+        atomic_path(units_txt) as tmp_txt,
+        ManifestWriter(corpus, base_dir=Path(manifest).parent) as out,
+        open(tmp_txt, "w", encoding="utf-8") as txt,
+    ):
+        for record in iter_jsonl(Path(manifest)):
+            if "units" not in record:
+                continue
+            out.write(timestamped(record))
+            txt.write(" ".join(str(int(u)) for u in record["units"]) + "\n")
+            count += 1
     return corpus, units_txt, count
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import tyro
 
 from unitwave.data.inputs import iter_inputs
-from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
+from unitwave.data.manifest import ReadStats, Record
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -89,17 +89,12 @@ class EncodeStage(Stage):
         )
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
-        from unitwave.audio.io import load_audio
+        from unitwave.audio.io import load_record
 
         ex = self.extractor
         waves = []
         for record in batch:  # all audio first: a bad file fails the batch before any encoding
-            path = record.get(AUDIO_FIELD)
-            if not isinstance(path, str) or not path:
-                raise ValueError(f"record has no '{AUDIO_FIELD}' field")
-            offset = float(record.get("offset") or 0.0)
-            duration = record.get("duration") if offset else None
-            wave, _ = load_audio(path, ex.sample_rate, offset=offset, duration=duration)
+            wave = load_record(record, ex.sample_rate)
             if ex.num_frames(wave.size) == 0:
                 field_ms = 1000 * ex.spec.receptive_field / ex.sample_rate
                 raise ValueError(

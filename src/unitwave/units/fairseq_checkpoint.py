@@ -9,7 +9,8 @@ gives the same guarantee (nothing the file names is executed): a name resolves t
 if torch's own ``weights_only`` allowlist holds it (tensor rebuild functions, ``OrderedDict``, dtypes...)
 or it is a plain builtin type; a class or function from a config module (argparse, omegaconf, fairseq,
 typing, enum, numpy, collections, pathlib) resolves to an :class:`Inert` stand-in that only records what
-pickle hands it; anything else (``os.system``, ``builtins.eval``...) stops the load with an error naming it.
+pickle hands it (so do typing subscripts such as ``List[str]``, which pickle as ``operator.getitem``,
+and ``type(None)``); anything else (``os.system``, ``builtins.eval``...) stops the load with an error naming it.
 
 Converting. Keys are renamed from fairseq's module tree to transformers' (both weight-norm layouts of
 the positional convolution, ``weight_g/weight_v`` and ``parametrizations.weight.original0/1``, are
@@ -131,6 +132,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(__import__("builtins"), name)
         if full == "copyreg._reconstructor":
             return _reconstructor
+        if full in ("_operator.getitem", "operator.getitem"):
+            return _inert_getitem
+        if full == "builtins.type":
+            return _type_of_none
         if module.split(".")[0] in INERT_PREFIXES:
             return _inert_class(full)
         raise pickle.UnpicklingError(
@@ -154,6 +159,21 @@ def _reconstructor(cls: tp.Any, base: tp.Any, state: tp.Any) -> tp.Any:
     if isinstance(cls, type) and issubclass(cls, Inert):
         return cls(state) if state is not None else cls()
     raise pickle.UnpicklingError(f"refusing copyreg._reconstructor for {cls!r}")
+
+
+def _inert_getitem(container: tp.Any, key: tp.Any) -> Inert:
+    """``typing.List[str]``-style subscripts (pickled as ``operator.getitem(typing.List, str)``, e.g. in
+    omegaconf metadata): an Inert record, for Inert containers only."""
+    if isinstance(container, Inert) or (isinstance(container, type) and issubclass(container, Inert)):
+        return _inert_class("typing.subscript")(container, key)
+    raise pickle.UnpicklingError(f"refusing operator.getitem on {type(container).__name__}")
+
+
+def _type_of_none(obj: tp.Any) -> type:
+    """``type(None)``, how ``typing.Optional[X]`` pickles its ``NoneType``; nothing else."""
+    if obj is None:
+        return type(None)
+    raise pickle.UnpicklingError("refusing builtins.type other than type(None)")
 
 
 #: what ``torch.load(pickle_module=...)`` needs: an Unpickler class and a load function

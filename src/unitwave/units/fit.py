@@ -22,7 +22,7 @@ import numpy as np
 import tyro
 
 from unitwave.data.inputs import iter_inputs
-from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record, dumps
+from unitwave.data.manifest import ReadStats, Record, dumps
 from unitwave.data.records import audio_seconds, unit_interval
 from unitwave.units.kmeans import Backend
 from unitwave.units.presets import EncoderOptions
@@ -120,7 +120,7 @@ def sample_frames(
     cfg: FitConfig, encoder: tp.Any, chosen: list[Record]
 ) -> tuple[np.ndarray, dict[str, tp.Any]]:
     """Encode the drawn utterances (length-sorted batches) and return ``(frames (N, D), statistics)``."""
-    from unitwave.audio.io import AudioError, load_audio
+    from unitwave.audio.io import AudioError, load_record
     from unitwave.engine.batching import plan_batches
     from unitwave.units.extractor import default_batch_seconds
 
@@ -136,12 +136,8 @@ def sample_frames(
         waves = []
         for rec in batch:
             try:
-                offset = float(rec.get("offset") or 0.0)
-                wave, _ = load_audio(
-                    rec[AUDIO_FIELD], sr, offset=offset, duration=rec.get("duration") if offset else None
-                )
-                waves.append(wave)
-            except (AudioError, KeyError, ValueError) as e:
+                waves.append(load_record(rec, sr))
+            except (AudioError, ValueError) as e:
                 stats["utterances_failed"] += 1
                 log.warning("units fit: skipping %s: %s", rec.get("id"), e)
         for feats in encoder.features(waves, default_batch_seconds(str(encoder.device))):

@@ -76,7 +76,7 @@ def _same_fit(card: dict[str, tp.Any], wanted: tp.Any) -> list[str]:
     ignore = {"output_dir", "batch_seconds", "input"}
     old_enc, new_enc = dict(old.pop("encoder", {})), dict(new.pop("encoder", {}))
     diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if k not in ignore and old.get(k) != v]
-    for key in ("encoder", "layer", "model_path", "frame_rate"):
+    for key in ("encoder", "layer", "model_path", "frame_rate", "chunk_seconds"):
         if old_enc.get(key) != new_enc.get(key):
             diffs.append(f"{key}: {old_enc.get(key)!r} -> {new_enc.get(key)!r}")
     return diffs

@@ -81,6 +81,10 @@ class EncoderSpec:
     """Audio longer than this is encoded in chunks (SSL kinds)."""
     context_seconds: float = 2.0
     """Audio each SSL chunk sees on both sides beyond the frames it keeps."""
+    normalize: tp.Optional[bool] = None
+    """Waveform models: zero-mean unit-variance waveform per utterance. None: as the model's preprocessor
+    config (or fairseq task) says; the encoder records what it used, so a card rebuilds the same one
+    whether or not that config is in this machine's cache."""
 
     @property
     def frame_hop_s(self) -> float:

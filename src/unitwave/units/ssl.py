@@ -130,7 +130,7 @@ class TransformersEncoder(Encoder):
             )
             self.normalize_eps = 1e-7  # transformers' Wav2Vec2FeatureExtractor
         self.model_type = model.config.model_type
-        self.normalize = normalize
+        self.normalize = normalize if spec.normalize is None else spec.normalize
         self._setup_geometry(model, spec, preprocessor)
         self.model = self._truncate(model, spec.layer).to(self.device, self.dtype).eval()
         self.dim = int(model.config.hidden_size)
@@ -185,7 +185,12 @@ class TransformersEncoder(Encoder):
                 spec.frame_hop,
                 spec.receptive_field,
             )
-        self.spec = dc.replace(spec, frame_hop=hop, receptive_field=field)
+        self.spec = dc.replace(
+            spec,
+            frame_hop=hop,
+            receptive_field=field,
+            normalize=self.normalize if self.fbank is None else None,
+        )
         self.context_frames = context_frames_for(self.spec)
 
     @staticmethod

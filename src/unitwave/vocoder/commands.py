@@ -104,6 +104,11 @@ class VocoderTrainConfig:
              "--speakers needs --vocoder.generator hifigan (the simple generator has no speaker input)"),
             (self.vocoder.speaker_mode != "vector",
              "--vocoder.hifigan.speaker vector: training with external speaker vectors is not supported; use lookup"),
+            # the dataset feeds F0 as quantised bins and no style ids: these two exist for imported checkpoints
+            (self.vocoder.generator != "hifigan" or self.vocoder.hifigan.f0 != "continuous",
+             "--vocoder.hifigan.f0 continuous: training with continuous F0 is not supported; use bins or none"),
+            (self.vocoder.generator != "hifigan" or self.vocoder.hifigan.num_styles == 0,
+             "--vocoder.hifigan.num-styles: training with style conditioning is not supported; leave it at 0"),
         ]
         for ok, message in rules:
             if not ok:

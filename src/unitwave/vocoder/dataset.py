@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from unitwave.data.manifest import iter_jsonl, resolve_audio
+from unitwave.data.records import audio_slice
 from unitwave.vocoder.config import VocoderConfig
 from unitwave.vocoder.pitch import F0Cache, quantize_f0, unit_f0
 
@@ -76,8 +77,7 @@ def read_unit_corpus(corpus: Path, audio_manifest: Path | None = None) -> list[U
         units = np.asarray(rec["units"], dtype=np.int64)
         if units.ndim != 1 or len(units) == 0:
             raise ValueError(f"{corpus}:{lineno}: 'units' must be a non-empty list of unit ids")
-        offset = float(src.get("offset") or 0.0)
-        duration = src.get("duration") if offset else None
+        offset, duration = audio_slice(src)
         speaker = src.get("speaker", rec.get("speaker"))
         f0_hz = None
         if rec.get("f0") is not None:

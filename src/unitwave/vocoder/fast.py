@@ -18,49 +18,28 @@ from unitwave.vocoder.hifigan import has_weight_norm
 DECODER_PARTS = ("conv_pre", "ups", "resblocks", "convs", "conv_post")
 
 
-def conv2d_from(conv: nn.Conv1d) -> nn.Conv2d:
-    """A ``(1, k)`` Conv2d computing the same as ``conv`` on ``(B, C, 1, T)``."""
-    out = nn.Conv2d(
+def conv2d_from(conv: nn.Conv1d | nn.ConvTranspose1d) -> nn.Conv2d | nn.ConvTranspose2d:
+    """A ``(1, k)`` (transposed) 2-D convolution computing the same as ``conv`` on ``(B, C, 1, T)``."""
+    if isinstance(conv.padding, str):
+        raise TypeError(f"string padding {conv.padding!r} is not supported here")
+    transposed = isinstance(conv, nn.ConvTranspose1d)
+    extra = {"output_padding": (0, conv.output_padding[0])} if transposed else {}
+    out = (nn.ConvTranspose2d if transposed else nn.Conv2d)(
         conv.in_channels,
         conv.out_channels,
         (1, conv.kernel_size[0]),
         (1, conv.stride[0]),
-        padding=(0, tp_int(conv.padding)),
+        padding=(0, int(conv.padding[0])),
         dilation=(1, conv.dilation[0]),
         groups=conv.groups,
         bias=conv.bias is not None,
+        **extra,
     )
     with torch.no_grad():
         out.weight.copy_(conv.weight.unsqueeze(2))
         if conv.bias is not None:
             out.bias.copy_(conv.bias)
     return out.to(conv.weight.device).to(memory_format=torch.channels_last)
-
-
-def conv_transpose2d_from(conv: nn.ConvTranspose1d) -> nn.ConvTranspose2d:
-    """A ``(1, k)`` ConvTranspose2d computing the same as ``conv`` on ``(B, C, 1, T)``."""
-    out = nn.ConvTranspose2d(
-        conv.in_channels,
-        conv.out_channels,
-        (1, conv.kernel_size[0]),
-        (1, conv.stride[0]),
-        padding=(0, tp_int(conv.padding)),
-        output_padding=(0, conv.output_padding[0]),
-        dilation=(1, conv.dilation[0]),
-        groups=conv.groups,
-        bias=conv.bias is not None,
-    )
-    with torch.no_grad():
-        out.weight.copy_(conv.weight.unsqueeze(2))
-        if conv.bias is not None:
-            out.bias.copy_(conv.bias)
-    return out.to(conv.weight.device).to(memory_format=torch.channels_last)
-
-
-def tp_int(padding: object) -> int:
-    if isinstance(padding, str):
-        raise ValueError(f"string padding {padding!r} is not supported here")
-    return int(padding[0]) if isinstance(padding, (tuple, list)) else int(padding)  # type: ignore[arg-type]
 
 
 def to_channels_last(generator: nn.Module) -> nn.Module:
@@ -78,7 +57,7 @@ def to_channels_last(generator: nn.Module) -> nn.Module:
         for name, module in list(root.named_modules()):
             if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
                 parent = root.get_submodule(name.rsplit(".", 1)[0]) if "." in name else root
-                new = conv2d_from(module) if isinstance(module, nn.Conv1d) else conv_transpose2d_from(module)
+                new = conv2d_from(module)
                 if name == "":
                     setattr(generator, prefix, new)
                 else:

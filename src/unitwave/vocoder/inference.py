@@ -110,6 +110,11 @@ class Vocoder:
     def uses_f0(self) -> bool:
         return self.cfg.uses_f0
 
+    @property
+    def num_units(self) -> int:
+        """Unit ids the generator's embedding table has rows for."""
+        return self.cfg.hifigan.num_units if self.cfg.generator == "hifigan" else self.cfg.simple.num_units
+
     def f0_from_audio(self, audio: np.ndarray, sample_rate: int, num_frames: int) -> np.ndarray:
         """F0 in Hz of ``(T,)`` audio on ``num_frames`` unit frames, as this vocoder was trained on."""
         return unit_f0(audio, sample_rate, self.frame_hop_s, num_frames, self.cfg.pitch)
@@ -214,8 +219,8 @@ class Vocoder:
                 raise ValueError(
                     f"utterance {i}: units must be a non-empty 1-D sequence, got shape {s.shape}"
                 )
-            if s.min() < 0 or s.max() >= self._num_units():
-                raise ValueError(f"utterance {i}: unit ids must lie in [0, {self._num_units()})")
+            if s.min() < 0 or s.max() >= self.num_units:
+                raise ValueError(f"utterance {i}: unit ids must lie in [0, {self.num_units})")
         if self.uses_f0 and any(x is None for x in f0s):
             raise ValueError("this vocoder is pitch-conditioned: pass f0 (Hz or bins) for every utterance")
         if batch_size is None:
@@ -241,9 +246,6 @@ class Vocoder:
                 out[i] = w
         results = tp.cast(list[np.ndarray], out)
         return results[0] if single else results
-
-    def _num_units(self) -> int:
-        return self.cfg.hifigan.num_units if self.cfg.generator == "hifigan" else self.cfg.simple.num_units
 
     def _run_batch(
         self,

@@ -8,13 +8,13 @@ writer adds (training data, seed, metrics, where an imported checkpoint came fro
 from __future__ import annotations
 
 import json
-import os
 import typing as tp
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from unitwave.data.atomic import atomic_path, atomic_write_text
 from unitwave.vocoder.config import VocoderConfig
 from unitwave.vocoder.hifigan import HifiganGenerator, has_weight_norm, remove_weight_norm
 from unitwave.vocoder.simple import SimpleGenerator
@@ -69,9 +69,8 @@ def save_vocoder(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.{os.getpid()}.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / WEIGHTS)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     card = {
         "format": CARD_FORMAT,
         "format_version": CARD_VERSION,
@@ -87,9 +86,7 @@ def save_vocoder(
         "config": to_dict(cfg),
         **(extra or {}),
     }
-    tmp = out / f".{CARD}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / CARD)
+    atomic_write_text(out / CARD, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     return out
 
 

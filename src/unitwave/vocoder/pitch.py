@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unitwave.data.atomic import atomic_path
 from unitwave.vocoder.config import PitchConfig
 
 
@@ -169,8 +170,6 @@ class F0Cache:
                 pass  # a torn file: recompute
         track = unit_f0(load(), self.sample_rate, hop_s, num_frames, self.cfg)
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, track, allow_pickle=False)
-        os.replace(tmp, path)
         return track

@@ -62,12 +62,6 @@ class ResynthConfig:
     engine: tp.Annotated[EngineConfig, tyro.conf.OmitArgPrefixes] = EngineConfig()
 
 
-def vocoder_units(voc: Vocoder) -> int:
-    """Unit ids the vocoder's embedding table has rows for."""
-    cfg = voc.cfg
-    return cfg.hifigan.num_units if cfg.generator == "hifigan" else cfg.simple.num_units
-
-
 def check_compatible(km_card: dict[str, tp.Any], voc: Vocoder, speaker: str | None, km_dir: Path, voc_dir: Path) -> None:
     """ValueError naming both folders when the units cannot drive the vocoder (frame rate, k, speakers)."""
     hop = float(km_card.get("frame_hop_s") or 0.0)
@@ -77,9 +71,13 @@ def check_compatible(km_card: dict[str, tp.Any], voc: Vocoder, speaker: str | No
             "frames: use the k-means folder the vocoder's unit corpus was encoded with"
         )
     k = int(km_card["k"])
-    if k > vocoder_units(voc):
-        raise ValueError(f"{km_dir} has k={k} units but {voc_dir} knows only {vocoder_units(voc)}: "
+    if k > voc.num_units:
+        raise ValueError(f"{km_dir} has k={k} units but {voc_dir} knows only {voc.num_units}: "
                          "use the k-means folder the vocoder was trained on")
+    if voc.uses_f0 and (voc.cfg.hifigan.f0 == "continuous" or voc.cfg.pitch.quantizer == "external"):
+        form = "continuous values" if voc.cfg.hifigan.f0 == "continuous" else "bins"
+        raise ValueError(f"{voc_dir} takes F0 as {form} of a quantiser or normalisation that was not saved "
+                         "with it (an imported checkpoint), so resynth cannot compute its F0 from audio")
     mode = voc.cfg.speaker_mode
     if mode == "vector":
         raise ValueError(f"{voc_dir} is conditioned on external speaker vectors, which resynth cannot provide")
@@ -131,7 +129,7 @@ class ResynthStage(Stage):
         raise ValueError(f"speaker {name!r} is not in the vocoder's speaker table ({known}); pass --speaker NAME")
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
-        from unitwave.audio.io import audio_info, load_audio
+        from unitwave.audio.io import audio_info, load_record
 
         ex = self.extractor
         results: list[list[Record] | None] = [None] * len(batch)
@@ -145,9 +143,7 @@ class ResynthStage(Stage):
         waves, speakers = [], []
         for i in todo:  # all audio first: a bad file fails the batch before any model runs
             record = batch[i]
-            offset = float(record.get("offset") or 0.0)
-            wave, _ = load_audio(record[AUDIO_FIELD], ex.sample_rate, offset=offset,
-                                 duration=record.get("duration") if offset else None)
+            wave = load_record(record, ex.sample_rate)
             if ex.num_frames(wave.size) == 0:
                 field_ms = 1000 * ex.spec.receptive_field / ex.sample_rate
                 raise ValueError(f"{wave.size / ex.sample_rate * 1000:.1f} ms of audio is shorter than one frame of "
@@ -182,7 +178,7 @@ class ResynthStage(Stage):
     def output(self, record: Record, dst: Path, seconds: float) -> Record:
         out = {k: v for k, v in record.items() if k != "offset"}
         out.update({AUDIO_FIELD: str(dst), "duration": round(seconds, 6), "source": record[AUDIO_FIELD]})
-        if record.get("offset"):
+        if record.get("offset") is not None:
             out["source_offset"] = float(record["offset"])
         return out
 
@@ -202,5 +198,5 @@ def run(cfg: ResynthConfig) -> tp.Any:
     stats = ReadStats()
     stage = ResynthStage(cfg, input_root(cfg.input, cfg.relative_to), Path(cfg.input).is_dir(), device, batch_seconds)
     ssl = dict(km_card["encoder"]).get("kind") in SSL_KINDS  # workers per device as `units encode` picks them
-    return run_stage(stage, lambda: iter_inputs(cfg.input, stats), cfg.output_dir, cfg.engine.for_model(device) if ssl else cfg.engine,
+    return run_stage(stage, lambda: iter_inputs(cfg.input, stats, exclude=cfg.output_dir), cfg.output_dir, cfg.engine.for_model(device) if ssl else cfg.engine,
                      config=cfg, malformed_lines=lambda: stats.malformed, resume_ignores=RESUME_IGNORES)

@@ -29,6 +29,13 @@ if tp.TYPE_CHECKING:
 Batch = dict[str, tp.Any]  # collate(): units/f0 (B, N), audio (B, 1, N * hop), speaker/length (B,), id
 
 
+def sample_relpath(record_id: str) -> PurePosixPath:
+    """``<id>.wav`` inside a samples folder: the id's folders kept, but an absolute id or one with ``..``
+    parts (any string may be an id) stays inside, e.g. ``/data/a/../b`` -> ``data/a/__/b.wav``."""
+    parts = ["__" if part == ".." else part for part in record_id.split("/") if part not in ("", ".")] or ["_"]
+    return PurePosixPath(*parts[:-1], parts[-1] + ".wav")
+
+
 class SampleWriter:
     """Resynthesizes fixed validation utterances: ``samples/epoch_NNNN/<id>.wav`` (+ ``reference/`` once)."""
 
@@ -49,7 +56,7 @@ class SampleWriter:
         if self._items is None:
             self._items = [self.dataset[i] for i in self.indices]
             for it in self._items:
-                write_wav(safe_join(out_dir / "samples" / "reference", PurePosixPath(it["id"] + ".wav")),
+                write_wav(safe_join(out_dir / "samples" / "reference", sample_relpath(it["id"])),
                           it["audio"][0].numpy(), cfg.sample_rate)
         card = {"frame_hop_s": self.dataset.utterances[0].frame_hop_s, "speakers": self.speakers}
         voc = Vocoder.from_generator(generator, cfg, card)
@@ -59,7 +66,7 @@ class SampleWriter:
         waves = voc.synthesize(units, f0=f0, speaker=speaker)
         folder = out_dir / "samples" / f"epoch_{epoch:04d}"
         for it, wave in zip(self._items, tp.cast(list, waves)):
-            write_wav(safe_join(folder, PurePosixPath(it["id"] + ".wav")), wave, cfg.sample_rate)
+            write_wav(safe_join(folder, sample_relpath(it["id"])), wave, cfg.sample_rate)
 
 
 class VocoderSteps:
