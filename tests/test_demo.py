@@ -14,9 +14,11 @@ def test_demo_runs_every_step_and_points_to_the_report(tmp_path, cli):
     steps = json.loads((out / "demo.json").read_text())
     assert steps and all(s["exit"] == 0 for s in steps)
     commands = [" ".join(s["args"][:2]) for s in steps]
-    for stage in ("convert", "vad", "segment", "units", "motifs", "lm train", "vocoder train", "resynth", "eval resynth"):
+    for stage in ("convert", "split", "status", "vad", "segment", "units", "motifs", "lm train", "lm score",
+                  "lm sample", "lm grid", "vocoder train", "resynth", "eval resynth"):
         assert any(c.startswith(stage) for c in commands), stage
     assert (out / "units" / "demo" / "quality.json").is_file() and (out / "lm" / "metrics.json").is_file()
+    assert len((out / "lm-grid" / "leaderboard.csv").read_text().splitlines()) == 5  # header + 4 runs
     assert len((out / "resynth" / "manifest.jsonl").read_text().splitlines()) == 8
     # a rerun resumes: nothing is redone
     again = cli("demo", out, "--utterances", "8", timeout=600)

@@ -96,10 +96,10 @@ class RunSummary:
                 f"merges; the last task merges manifest.jsonl): `unitwave status {root}` shows progress, "
                 f"`unitwave resubmit {root}` reruns failed shards"
             )
+        audio = f", {self.audio_hours_per_hour:.1f} audio-h/h" if self.audio_hours_per_hour > 0 else ""
         s = (
             f"{self.stage}: {self.processed} done, {self.skipped} skipped, {self.failed} failed "
-            f"in {self.wall_seconds:.1f} s ({self.records_per_second:.1f} rec/s, "
-            f"{self.audio_hours_per_hour:.1f} audio-h/h)"
+            f"in {self.wall_seconds:.1f} s ({self.records_per_second:.1f} rec/s{audio})"
         )
         if self.malformed_lines:
             s += f"; {self.malformed_lines} malformed input lines skipped"
