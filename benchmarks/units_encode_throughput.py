@@ -60,7 +60,7 @@ def timed(cmd: list[str]) -> float:
 
 def main() -> None:
     from unitwave.testing.corpus import CorpusConfig, build_corpus
-    from unitwave.units.fit import FitConfig, fit
+    from unitwave.units.fit import FitConfig, KMeansOptions, fit
     from unitwave.units.presets import EncoderOptions
     from unitwave.units.random_models import save_random_model
 
@@ -74,9 +74,7 @@ def main() -> None:
             corpus.manifest,
             tmp / "km",
             EncoderOptions(encoder=str(model), layer=LAYER, device=device),
-            k=100,
-            sample_frac=0.2,
-            max_frames=20000,
+            KMeansOptions(k=100, sample_frac=0.2, max_frames=20000),
         )
     )
     audio = sum(json.loads(x)["duration"] for x in corpus.manifest.read_text().splitlines())

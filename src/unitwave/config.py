@@ -196,19 +196,25 @@ def changed_settings(saved: Path, cfg: tp.Any, ignore: tp.Iterable[str] = ()) ->
     file that no longer parses as this config counts as one change.
     """
     try:
-        old = _flatten(to_dict(from_dict(type(cfg), read_yaml(saved))))
+        old = to_dict(from_dict(type(cfg), read_yaml(saved)))
     except (ConfigError, TypeError):
         return [f"{saved} is not a config of this command"]
-    new = _flatten(to_dict(cfg))
+    return diff_settings(old, to_dict(cfg), ignore)
+
+
+def diff_settings(old: dict[str, tp.Any], new: dict[str, tp.Any], ignore: tp.Iterable[str] = ()) -> list[str]:
+    """``"key: old -> new"`` (dotted keys) for every setting that differs between two config dicts;
+    keys in ``ignore`` (a section name ignores the whole section) are not compared."""
+    old_flat, new_flat = _flatten(old), _flatten(new)
     skip = tuple(ignore)
 
     def ignored(key: str) -> bool:
         return any(key == i or key.startswith(i + ".") for i in skip)
 
     return [
-        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-        for k in sorted(set(old) | set(new))
-        if not ignored(k) and old.get(k) != new.get(k)
+        f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
+        for k in sorted(set(old_flat) | set(new_flat))
+        if not ignored(k) and old_flat.get(k) != new_flat.get(k)
     ]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from unitwave.units.encode import EncodeStage
-from unitwave.units.fit import FitConfig, fit
+from unitwave.units.fit import FitConfig, KMeansOptions, fit
 from unitwave.units.presets import EncoderOptions
 
 
@@ -25,7 +25,7 @@ def test_a_slice_at_offset_zero_is_not_the_whole_file(tmp_path):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
     frames = 1 + (8000 - 400) // 160  # 0.5 s of 10 ms mfcc frames
 
-    card = fit(FitConfig(manifest, tmp_path / "km", EncoderOptions(encoder="mfcc"), k=4))
+    card = fit(FitConfig(manifest, tmp_path / "km", EncoderOptions(encoder="mfcc"), KMeansOptions(k=4)))
     assert card["frames_seen"] == 2 * frames and card["audio_seconds"] == 1.0
 
     stage = EncodeStage(tmp_path / "km", "cpu", "fp32", None, None, "all")

@@ -12,7 +12,7 @@ import pytest
 from unitwave.audio.io import load_audio
 from unitwave.testing.corpus import CorpusConfig, CorpusInfo, build_corpus
 from unitwave.units.extractor import UnitExtractor
-from unitwave.units.fit import FitConfig, fit
+from unitwave.units.fit import FitConfig, KMeansOptions, fit
 from unitwave.units.presets import EncoderOptions
 from unitwave.units.random_models import save_random_model
 
@@ -63,7 +63,7 @@ def test_fit_and_extract_with_other_families(corpus, tmp_path, family, field):
     info, manifest = corpus
     model = save_random_model(tmp_path / family, family)
     km = tmp_path / "km"
-    card = fit(FitConfig(manifest, km, EncoderOptions(encoder=str(model), layer=1), k=6, seed=1))
+    card = fit(FitConfig(manifest, km, EncoderOptions(encoder=str(model), layer=1), KMeansOptions(k=6, seed=1)))
     assert card["encoder"]["receptive_field"] == field and card["frames_used"] > 6
     extractor = UnitExtractor.from_dir(km, device="cpu", max_batch_seconds=60.0)  # padded batches on CPU too
     records = [json.loads(x) for x in manifest.read_text().splitlines()]

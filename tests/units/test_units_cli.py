@@ -13,7 +13,7 @@ import soundfile as sf
 from unitwave.audio.io import load_audio
 from unitwave.testing.corpus import CorpusConfig, CorpusInfo, build_corpus
 from unitwave.units.extractor import UnitExtractor
-from unitwave.units.fit import FitConfig, fit
+from unitwave.units.fit import FitConfig, KMeansOptions, fit
 from unitwave.units.presets import EncoderOptions
 
 
@@ -67,7 +67,7 @@ def test_one_go_mfcc_units_reach_the_pnmi_target_and_resume(corpus, cli, tmp_pat
     assert "reusing the k-means" in again.stdout and "0 done, 12 skipped" in again.stdout
     assert (run / "all_corpus_timestamped.jsonl").read_bytes() == first
     other = cli(*[a if a != "100" else "50" for a in args])
-    assert other.returncode == 2 and "other settings (k: 100 -> 50)" in other.stderr
+    assert other.returncode == 2 and "other settings (kmeans.k: 100 -> 50)" in other.stderr
 
 
 def test_fit_encode_and_quality_apart_with_a_name(corpus, cli, tmp_path):
@@ -139,7 +139,7 @@ def test_bad_inputs_go_to_errors_and_bad_settings_are_named(corpus, cli, tmp_pat
             json.dumps({**r, "audio_filepath": str(corpus.root / r["audio_filepath"])}) + "\n" for r in first
         )
     )
-    fit(FitConfig(small, km, EncoderOptions(encoder="mfcc"), k=8))
+    fit(FitConfig(small, km, EncoderOptions(encoder="mfcc"), KMeansOptions(k=8)))
     sf.write(tmp_path / "blip.wav", np.zeros(160, np.float32), 16000)
     (tmp_path / "text.wav").write_text("not audio at all\n" * 10)
     manifest = tmp_path / "mixed.jsonl"
@@ -180,4 +180,4 @@ def test_a_kmeans_fitted_with_another_chunk_length_is_not_reused(tmp_path):
     card = {"config": to_dict(fit_config(base))}
     assert _same_fit(card, fit_config(base)) == []
     other = dc.replace(base, encoder=EncoderOptions(encoder="hubert-base", chunk_seconds=10.0))
-    assert _same_fit(card, fit_config(other)) == ["chunk_seconds: 30.0 -> 10.0"]
+    assert _same_fit(card, fit_config(other)) == ["encoder.chunk_seconds: 30.0 -> 10.0"]

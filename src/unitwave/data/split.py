@@ -9,8 +9,8 @@ from __future__ import annotations
 import typing as tp
 from pathlib import Path
 
-from unitwave.data.manifest import ManifestWriter, ReadStats, read_manifest
-from unitwave.data.records import ensure_id, unit_interval
+from unitwave.data.manifest import ManifestWriter, ReadStats
+from unitwave.data.records import unit_interval
 
 
 def normalise_ratios(ratios: tp.Mapping[str, float]) -> dict[str, float]:
@@ -45,27 +45,19 @@ def split_manifest(
     absolute_paths: bool = False,
 ) -> dict[str, int]:
     """Stream ``manifest`` into ``out_dir/<split>.jsonl`` files; returns the count per split."""
-    from unitwave.data.manifest import resolve_audio
+    from unitwave.data.inputs import iter_manifest_inputs
 
     norm = normalise_ratios(ratios)
     for name in norm:
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"split names must be plain file names, got {name!r}")
-    src_dir = Path(manifest).parent
     stats = ReadStats()
-    records = read_manifest(manifest, stats)  # a bad input path fails before any file is made
+    records = iter_manifest_inputs(Path(manifest), stats)  # a bad input path fails before any file is made
     writers = {
         name: ManifestWriter(Path(out_dir) / f"{name}.jsonl", absolute_paths=absolute_paths) for name in norm
     }
     try:
-        for rec in records:
-            try:
-                rec = ensure_id(rec)
-            except ValueError as e:
-                stats.skip(f"{manifest} (record {stats.records})", str(e))
-                continue
-            if isinstance(rec.get("audio_filepath"), str):
-                rec["audio_filepath"] = str(resolve_audio(rec["audio_filepath"], src_dir))
+        for rec in records:  # ids ensured, paths resolved against the manifest's folder
             writers[split_of(rec["id"], norm, salt)].write(rec)
     except BaseException:
         for w in writers.values():

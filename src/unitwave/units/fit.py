@@ -31,14 +31,9 @@ log = logging.getLogger("unitwave")
 
 
 @dc.dataclass(frozen=True)
-class FitConfig:
-    """Fit k-means on SSL or MFCC frames of a manifest; write kmeans.safetensors + model_card.json."""
+class KMeansOptions:
+    """How k-means is fitted (``units fit`` and the one-go ``units`` command)."""
 
-    input: tyro.conf.Positional[Path]
-    """A JSONL manifest or a folder of audio (searched recursively)."""
-    output_dir: tyro.conf.Positional[Path]
-    """The k-means folder to write."""
-    encoder: tp.Annotated[EncoderOptions, tyro.conf.OmitArgPrefixes] = EncoderOptions()
     k: int = 100
     """Number of clusters (units)."""
     sample_frac: float = 1.0
@@ -51,6 +46,18 @@ class FitConfig:
     """k-means implementation: faiss / torch (k-means++ + Lloyd), sklearn (fairseq's MiniBatchKMeans)."""
     max_iter: int = 100
     """Most Lloyd iterations (faiss / torch backends)."""
+
+
+@dc.dataclass(frozen=True)
+class FitConfig:
+    """Fit k-means on SSL or MFCC frames of a manifest; write kmeans.safetensors + model_card.json."""
+
+    input: tyro.conf.Positional[Path]
+    """A JSONL manifest or a folder of audio (searched recursively)."""
+    output_dir: tyro.conf.Positional[Path]
+    """The k-means folder to write."""
+    encoder: tp.Annotated[EncoderOptions, tyro.conf.OmitArgPrefixes] = EncoderOptions()
+    kmeans: tp.Annotated[KMeansOptions, tyro.conf.OmitArgPrefixes] = KMeansOptions()
     batch_seconds: float = 60.0
     """Audio seconds read per step (the encoder batches them on a GPU, runs them one by one on a CPU)."""
 
@@ -103,7 +110,7 @@ def scan_inputs(cfg: FitConfig) -> tuple[str, int, list[Record], int]:
     for rec in iter_inputs(cfg.input, stats):
         digest.update((dumps(rec) + "\n").encode("utf-8"))
         total += 1
-        if cfg.sample_frac >= 1.0 or unit_interval(rec["id"], f"kmeans-{cfg.seed}") < cfg.sample_frac:
+        if cfg.kmeans.sample_frac >= 1.0 or unit_interval(rec["id"], f"kmeans-{cfg.kmeans.seed}") < cfg.kmeans.sample_frac:
             chosen.append(rec)
     return digest.hexdigest(), total, chosen, stats.malformed
 
@@ -124,7 +131,7 @@ def sample_frames(
     from unitwave.engine.batching import plan_batches
     from unitwave.units.extractor import default_batch_seconds
 
-    reservoir = FrameSample(cfg.max_frames, cfg.seed)
+    reservoir = FrameSample(cfg.kmeans.max_frames, cfg.kmeans.seed)
     stats = {
         "utterances_used": 0,
         "utterances_failed": 0,
@@ -161,15 +168,15 @@ def fit(cfg: FitConfig) -> dict[str, tp.Any]:
     from unitwave.units.kmeans import KMeansModel, fit_kmeans
     from unitwave.units.presets import resolve_spec
 
-    if cfg.k < 2:
-        raise ValueError(f"--k must be at least 2, got {cfg.k}")
-    if not 0 < cfg.sample_frac <= 1:
-        raise ValueError(f"--sample-frac must be in (0, 1], got {cfg.sample_frac}")
+    if cfg.kmeans.k < 2:
+        raise ValueError(f"--k must be at least 2, got {cfg.kmeans.k}")
+    if not 0 < cfg.kmeans.sample_frac <= 1:
+        raise ValueError(f"--sample-frac must be in (0, 1], got {cfg.kmeans.sample_frac}")
     digest, total, chosen, malformed = scan_inputs(cfg)
     if not total:
         raise ValueError(f"{cfg.input}: no records to fit on")
     if not chosen:
-        raise ValueError(f"--sample-frac {cfg.sample_frac} drew none of the {total} utterances")
+        raise ValueError(f"--sample-frac {cfg.kmeans.sample_frac} drew none of the {total} utterances")
     device = resolve_device(cfg.encoder.device)
     encoder = build_encoder(resolve_spec(cfg.encoder), device, cfg.encoder.precision)
     frames, stats = sample_frames(cfg, encoder, chosen)
@@ -177,30 +184,30 @@ def fit(cfg: FitConfig) -> dict[str, tp.Any]:
         "units fit: %d frames of %d utterances; fitting k=%d",
         frames.shape[0],
         stats["utterances_used"],
-        cfg.k,
+        cfg.kmeans.k,
     )
-    result = fit_kmeans(frames, cfg.k, cfg.seed, cfg.kmeans_backend, cfg.max_iter, device=device)
+    result = fit_kmeans(frames, cfg.kmeans.k, cfg.kmeans.seed, cfg.kmeans.kmeans_backend, cfg.kmeans.max_iter, device=device)
     out = Path(cfg.output_dir)
     KMeansModel(result.centroids).save(out)
     spec = encoder.spec
     card = {
         "kind": "kmeans",
-        "k": cfg.k,
+        "k": cfg.kmeans.k,
         "dim": int(result.centroids.shape[1]),
         "encoder": spec.to_dict(),
         "layer": spec.layer or None,
         "sample_rate": spec.sample_rate,
         "frame_hop_s": spec.frame_hop_s,
         "frame_offset_s": spec.frame_offset_s,
-        "seed": cfg.seed,
+        "seed": cfg.kmeans.seed,
         "backend": result.backend,
         "iterations": result.iterations,
         "fit_seconds": result.seconds,
         "frames_used": int(frames.shape[0]),
         "utterances_total": total,
         **stats,
-        "sample_frac": cfg.sample_frac,
-        "max_frames": cfg.max_frames,
+        "sample_frac": cfg.kmeans.sample_frac,
+        "max_frames": cfg.kmeans.max_frames,
         "inertia": result.inertia,
         "inertia_per_frame": result.inertia_per_frame,
         "input": str(Path(cfg.input).absolute()),
@@ -216,7 +223,7 @@ def fit(cfg: FitConfig) -> dict[str, tp.Any]:
     tmp.replace(out / CARD_FILE)
     save_config(cfg, out)
     print(
-        f"units fit: k={cfg.k} on {frames.shape[0]} frames of {stats['utterances_used']} utterances "
+        f"units fit: k={cfg.kmeans.k} on {frames.shape[0]} frames of {stats['utterances_used']} utterances "
         f"({spec.label}{f' layer {spec.layer}' if spec.layer else ''}), inertia/frame "
         f"{result.inertia_per_frame:.4g}, {result.backend} {result.iterations} it in {result.seconds:.1f} s "
         f"-> {out}",

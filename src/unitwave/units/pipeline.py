@@ -17,7 +17,7 @@ from pathlib import Path
 import tyro
 
 from unitwave.engine.options import EngineConfig
-from unitwave.units.kmeans import Backend
+from unitwave.units.fit import KMeansOptions
 from unitwave.units.presets import EncoderOptions
 
 
@@ -32,18 +32,7 @@ class UnitsConfig:
     encoder: tp.Annotated[EncoderOptions, tyro.conf.OmitArgPrefixes] = EncoderOptions()
     name: str = "all"
     """Namespace of this corpus (e.g. a language): folder and file prefix."""
-    k: int = 100
-    """Number of clusters (units)."""
-    sample_frac: float = 1.0
-    """Share of utterances encoded for fitting (seeded hash of the id)."""
-    max_frames: int = 500_000
-    """Most frames kept for fitting (seeded uniform reservoir sample)."""
-    seed: int = 0
-    """Seed of sampling and k-means++."""
-    kmeans_backend: Backend = "auto"
-    """k-means implementation: faiss / torch (k-means++ + Lloyd), sklearn (fairseq's MiniBatchKMeans)."""
-    max_iter: int = 100
-    """Most Lloyd iterations."""
+    kmeans: tp.Annotated[KMeansOptions, tyro.conf.OmitArgPrefixes] = KMeansOptions()
     alignments: tp.Optional[Path] = None
     """Phone alignments (alignments.jsonl, CTM-like JSONL, .ctm, TextGrids): write quality.json."""
     batch_seconds: tp.Optional[float] = None
@@ -58,28 +47,18 @@ def fit_config(cfg: UnitsConfig) -> tp.Any:
         input=cfg.input,
         output_dir=Path(cfg.output_dir) / cfg.name / "kmeans",
         encoder=cfg.encoder,
-        k=cfg.k,
-        sample_frac=cfg.sample_frac,
-        max_frames=cfg.max_frames,
-        seed=cfg.seed,
-        kmeans_backend=cfg.kmeans_backend,
-        max_iter=cfg.max_iter,
+        kmeans=cfg.kmeans,
         batch_seconds=cfg.batch_seconds or 60.0,
     )
 
 
 def _same_fit(card: dict[str, tp.Any], wanted: tp.Any) -> list[str]:
-    """Settings of a finished k-means that differ from ``wanted`` (a FitConfig); batch size does not count."""
-    from unitwave.config import to_dict
+    """Settings of a finished k-means that differ from ``wanted`` (a FitConfig); where the outputs go, the
+    batch size and the device do not count."""
+    from unitwave.config import diff_settings, to_dict
 
-    old, new = dict(card.get("config") or {}), to_dict(wanted)
-    ignore = {"output_dir", "batch_seconds", "input"}
-    old_enc, new_enc = dict(old.pop("encoder", {})), dict(new.pop("encoder", {}))
-    diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if k not in ignore and old.get(k) != v]
-    for key in ("encoder", "layer", "model_path", "frame_rate", "chunk_seconds"):
-        if old_enc.get(key) != new_enc.get(key):
-            diffs.append(f"{key}: {old_enc.get(key)!r} -> {new_enc.get(key)!r}")
-    return diffs
+    ignore = ("input", "output_dir", "batch_seconds", "encoder.device", "encoder.precision")
+    return diff_settings(dict(card.get("config") or {}), to_dict(wanted), ignore)
 
 
 def ensure_kmeans(cfg: UnitsConfig) -> Path:
