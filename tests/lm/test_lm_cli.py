@@ -100,3 +100,15 @@ def test_grid_runs_in_parallel_writes_leaderboard_and_skips_finished_runs(corpus
     bad = tmp_path / "bad.yaml"
     bad.write_text("grid:\n  hiden_size: [16]\n")
     assert "did you mean 'hidden_size'" in failing(capsys, "lm", "grid", bad, corpus.units_txt, tmp_path / "bad")
+
+
+def test_ddp_on_two_cpu_processes_trains_and_exports(corpus, tmp_path, cli):
+    """Lightning's DDP (gloo on CPU here; NCCL on GPUs) through the same flags: --devices 2."""
+    out = tmp_path / "ddp"
+    proc = cli("lm", "train", corpus.units_txt, out, "--epochs", "2", "--embedding-dim", "16", "--hidden-size", "32",
+               "--num-layers", "1", "--batch-size", "8", "--device", "cpu", "--devices", "2", "--no-progress-bar",
+               env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2
+    assert (out / "model" / "model.safetensors").is_file() and (out / "checkpoints" / "final.ckpt").is_file()

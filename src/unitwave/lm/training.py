@@ -117,7 +117,7 @@ def train_lm(cfg: LMTrainConfig, echo: bool = True) -> dict[str, tp.Any]:
         "val_loss": best.get("val_loss"), "val_ppl": best.get("val_ppl"), "val_bpu": best.get("val_bpu"),
         **baselines,
         "best_epoch": result.best_epoch, "epochs": result.epochs_done, "stopped_early": result.stopped_early,
-        "train_units": data["train_units"], "val_units": data["val_units"],
+        "world_size": result.world_size, "train_units": data["train_units"], "val_units": data["val_units"],
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
     }
     export(model, out / "model", arch=dict(model.config), card={

@@ -56,6 +56,8 @@ class FitResult:
     stopped_early: bool
     history: list[dict[str, tp.Any]] = field(default_factory=list)
     is_main: bool = True
+    #: processes that trained it (DDP: devices x nodes)
+    world_size: int = 1
 
     @property
     def best_row(self) -> dict[str, tp.Any]:
@@ -221,4 +223,5 @@ def fit(
         stopped_early=monitor.stopped_early,
         history=list(monitor.history),
         is_main=bool(trainer.is_global_zero),
+        world_size=int(trainer.world_size),
     )

@@ -266,7 +266,7 @@ def train_vocoder(cfg: VocoderTrainConfig, echo: bool = True) -> dict[str, tp.An
         raise RuntimeError(f"{out}: training produced no best.ckpt")
     metrics = {
         "val_mel_loss": result.best_row.get("val_mel_loss"), "best_epoch": result.best_epoch,
-        "epochs": result.epochs_done, "stopped_early": result.stopped_early,
+        "epochs": result.epochs_done, "stopped_early": result.stopped_early, "world_size": result.world_size,
         "train_mel_loss": result.best_row.get("train_mel_loss"),
     }
     export_best(result.best_path, out / "model", vc, table, hop_s, card={
