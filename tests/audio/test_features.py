@@ -26,7 +26,8 @@ from unitwave.audio.features import (
 def reference_kaldi_mfcc(x: np.ndarray, sr: int = 16000, hop: int = 160) -> np.ndarray:
     """Kaldi's compute-mfcc-feats written out frame by frame in float64 (no shared code)."""
     length, n_fft, n_mels, n_ceps, lifter = 400, 512, 23, 13, 22.0
-    mel = lambda f: 1127.0 * np.log(1.0 + f / 700.0)
+    def mel(f):
+        return 1127.0 * np.log(1.0 + f / 700.0)
     lo, hi = mel(20.0), mel(sr / 2)
     delta = (hi - lo) / (n_mels + 1)
     bins = mel(np.arange(n_fft // 2) * sr / n_fft)

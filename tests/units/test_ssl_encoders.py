@@ -82,7 +82,8 @@ def test_long_inputs_are_chunked_on_the_frame_grid(models):
 
 
 def test_chunk_plan_tiles_every_frame_once():
-    count = lambda n: 0 if n < 400 else 1 + (n - 400) // 320
+    def count(n):
+        return 0 if n < 400 else 1 + (n - 400) // 320
     steps = 320 * 1000 + 77
     chunks = plan_chunks(steps, 320, 400, chunk_frames=150, context_frames=20, count=count)
     kept = [c.first_frame + j for c in chunks for j in range(c.keep_to - c.keep_from)]
