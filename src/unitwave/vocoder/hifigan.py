@@ -11,6 +11,7 @@ convolution input past an item's end is zeroed, which is what the convolution's 
 
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import torch
@@ -40,6 +41,24 @@ def wn_conv(cin: int, cout: int, kernel: int, dilation: int = 1, padding: int | 
     return weight_norm(_init(nn.Conv1d(cin, cout, kernel, 1, dilation=dilation, padding=pad)))
 
 
+def decoder_context(
+    rates: tp.Sequence[int], up_kernels: tp.Sequence[int], stage_reach: int, pre_reach: int, post_reach: int
+) -> int:
+    """One-sided receptive field, in input frames (rounded up), of a decoder made of a convolution
+    reaching ``pre_reach`` frames, then per stage a transposed convolution (rate, kernel) followed by
+    convolutions reaching ``stage_reach`` samples of that stage, then one reaching ``post_reach`` samples.
+
+    An output sample depends on no input frame further away than this, which is what lets long inputs be
+    synthesized in chunks with this much context on each side (see ``Vocoder.synthesize``).
+    """
+    reach, scale = float(pre_reach), 1
+    for rate, kernel in zip(rates, up_kernels):
+        reach += -(-kernel // rate) / scale  # a transposed conv output sees ceil(k / rate) input samples
+        scale *= rate
+        reach += stage_reach / scale
+    return math.ceil(reach + post_reach / scale)
+
+
 def lengths_mask(
     lengths: torch.Tensor | None, frames: int, dtype: torch.dtype, ndim: int = 3
 ) -> torch.Tensor | None:
@@ -63,6 +82,8 @@ class ResBlock1(nn.Module):
         super().__init__()
         self.convs1 = nn.ModuleList([wn_conv(channels, channels, kernel_size, d) for d in dilations])
         self.convs2 = nn.ModuleList([wn_conv(channels, channels, kernel_size, 1) for _ in dilations])
+        #: samples on each side an output sample depends on
+        self.reach = sum((kernel_size - 1) // 2 * (d + 1) for d in dilations)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2):
@@ -78,6 +99,8 @@ class ResBlock2(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilations: tp.Sequence[int]) -> None:
         super().__init__()
         self.convs = nn.ModuleList([wn_conv(channels, channels, kernel_size, d) for d in dilations])
+        #: samples on each side an output sample depends on
+        self.reach = sum((kernel_size - 1) // 2 * d for d in dilations)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for conv in self.convs:
@@ -160,6 +183,13 @@ class HifiganGenerator(nn.Module):
     def hop(self) -> int:
         """Samples per conditioning frame."""
         return self.cfg.hop
+
+    @property
+    def context_frames(self) -> int:
+        """Conditioning frames on each side that an output sample depends on (the decoder's receptive
+        field; the conditioning itself is per frame)."""
+        reach = max(block.reach for block in self.resblocks)
+        return decoder_context(self.cfg.upsample_rates, self.cfg.upsample_kernel_sizes, reach, 3, 3)
 
     def condition(
         self,

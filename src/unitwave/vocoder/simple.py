@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unitwave.vocoder.config import SimpleConfig
-from unitwave.vocoder.hifigan import LRELU_SLOPE, apply_mask, lengths_mask
+from unitwave.vocoder.hifigan import LRELU_SLOPE, apply_mask, decoder_context, lengths_mask
 
 
 class SimpleGenerator(nn.Module):
@@ -25,9 +25,11 @@ class SimpleGenerator(nn.Module):
         self.ups = nn.ModuleList()
         self.convs = nn.ModuleList()
         ch = cfg.channels
+        self.up_kernels: list[int] = []
         for u in cfg.upsample_rates:
             k = cfg.kernel_size_factor * u
             k += (k - u) % 2  # kernel - rate even: each stage multiplies the length exactly
+            self.up_kernels.append(k)
             self.ups.append(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2))
             self.convs.append(nn.Conv1d(ch // 2, ch // 2, 7, padding=3))
             ch //= 2
@@ -38,6 +40,11 @@ class SimpleGenerator(nn.Module):
     @property
     def hop(self) -> int:
         return self.cfg.hop
+
+    @property
+    def context_frames(self) -> int:
+        """Unit frames on each side that an output sample depends on (the receptive field)."""
+        return decoder_context(self.cfg.upsample_rates, self.up_kernels, 3, 3, 3)
 
     def forward(
         self,
