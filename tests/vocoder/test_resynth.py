@@ -124,7 +124,18 @@ def test_speakers_and_mismatched_folders(unit_corpus, trained_vocoder, vocoder_a
     main(resynth_args(unit_corpus, voc, manifest, tmp_path / "as_one", "--speaker", two[0]["speaker"]))
     assert {r["vocoder_speaker"] for r in records(tmp_path / "as_one" / "manifest.jsonl")} == {two[0]["speaker"]}
 
-    fails(resynth_args(unit_corpus, voc, manifest, tmp_path / "x", "--speaker", "nobody"), "not in the speaker table")
+    # a speaker id does what the name does (legacy checkpoints come without names)
+    names = json.loads((voc / "model" / "model_card.json").read_text())["speakers"]
+    sid = str(names.index(two[0]["speaker"]))
+    main(resynth_args(unit_corpus, voc, manifest, tmp_path / "by_id", "--speaker", sid))
+    for a, b in zip(records(tmp_path / "as_one" / "manifest.jsonl"), records(tmp_path / "by_id" / "manifest.jsonl")):
+        assert b["vocoder_speaker"] == sid
+        assert (tmp_path / "as_one" / a["audio_filepath"]).read_bytes() == (
+            tmp_path / "by_id" / b["audio_filepath"]
+        ).read_bytes()
+
+    fails(resynth_args(unit_corpus, voc, manifest, tmp_path / "x", "--speaker", "nobody"), "unknown speaker 'nobody'")
+    fails(resynth_args(unit_corpus, voc, manifest, tmp_path / "x", "--speaker", str(len(names) + 5)), "out of range")
     fails(resynth_args(unit_corpus, trained_vocoder.run, manifest, tmp_path / "x", "--speaker", two[0]["speaker"]),
           "has no speaker conditioning")
     km100 = tmp_path / "km100"  # MFCC at 100 Hz: 10 ms units for a vocoder trained on 20 ms ones

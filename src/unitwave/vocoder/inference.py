@@ -144,6 +144,22 @@ class Vocoder:
             raise ValueError(f"utterance {index}: F0 bins must lie in [0, {self.cfg.hifigan.f0_bins})")
         return bins
 
+    def speaker_id(self, speaker: int | str) -> int:
+        """Row of the speaker table: a name from the model card, or an id (``3`` or ``"3"``: legacy
+        checkpoints come without names). ValueError naming the known speakers otherwise."""
+        count = self.cfg.hifigan.num_speakers if self.cfg.speaker_mode == "lookup" else 0
+        if isinstance(speaker, str) and speaker in (self.speakers or []):
+            return (self.speakers or []).index(speaker)
+        if isinstance(speaker, (int, np.integer)) or (isinstance(speaker, str) and speaker.isdigit()):
+            sid = int(speaker)
+            if not 0 <= sid < count:
+                raise ValueError(f"speaker id {sid} out of range [0, {count})")
+            return sid
+        known = ", ".join((self.speakers or [])[:10])
+        raise ValueError(
+            f"unknown speaker {speaker!r}; known: {known or f'(no names in the model card: ids 0-{count - 1})'}"
+        )
+
     def _speaker_input(self, speaker: Speaker, index: int) -> np.ndarray:
         mode = self.cfg.speaker_mode
         if mode == "none":
@@ -151,17 +167,7 @@ class Vocoder:
         if speaker is None:
             raise ValueError(f"utterance {index}: this vocoder needs a speaker ({mode})")
         if mode == "lookup":
-            if isinstance(speaker, str):
-                if not self.speakers or speaker not in self.speakers:
-                    known = ", ".join((self.speakers or [])[:10])
-                    raise ValueError(
-                        f"unknown speaker {speaker!r}; known: {known or '(no names in the model card)'}"
-                    )
-                speaker = self.speakers.index(speaker)
-            sid = int(tp.cast(int, speaker))
-            if not 0 <= sid < self.cfg.hifigan.num_speakers:
-                raise ValueError(f"speaker id {sid} out of range [0, {self.cfg.hifigan.num_speakers})")
-            return np.array([sid], np.int64)
+            return np.array([self.speaker_id(tp.cast(int | str, speaker))], np.int64)
         vec = np.asarray(speaker, dtype=np.float32).reshape(-1)
         if vec.shape != (self.cfg.hifigan.speaker_vector_dim,):
             raise ValueError(

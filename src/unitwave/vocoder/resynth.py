@@ -12,10 +12,10 @@ Output records: the input record (other fields untouched) with ``audio_filepath`
 WAV), ``duration`` (its seconds), ``source`` (+ ``source_offset`` for slices), ``units`` (one id per
 frame), ``num_units``, ``frame_hop_s`` and, for speaker-conditioned vocoders, ``vocoder_speaker``.
 
-Speakers: a vocoder with a speaker table speaks as ``--speaker NAME`` for every record, else as the
-record's own ``speaker`` when the table has it; any other record fails (``errors.jsonl``) naming the
-table, so nothing is silently voiced by the wrong speaker. ``--speaker`` with a vocoder that has no
-speaker table is an error.
+Speakers: a vocoder with a speaker table speaks as ``--speaker NAME`` (or ``--speaker ID``, the table's
+row: legacy checkpoints come without names) for every record, else as the record's own ``speaker`` when
+the table has it; any other record fails (``errors.jsonl``) naming the table, so nothing is silently voiced
+by the wrong speaker. ``--speaker`` with a vocoder that has no speaker table is an error.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class ResynthConfig:
     vocoder: Path
     """Vocoder folder (model_card.json + generator.safetensors, or a `vocoder train` run folder), or a legacy fairseq one."""
     speaker: tp.Optional[str] = None
-    """Speak every record as this speaker of the vocoder's table (default: each record's own speaker)."""
+    """Speak every record as this speaker of the vocoder's table, by name or row id (default: each record's
+    own speaker)."""
     relative_to: tp.Optional[Path] = None
     """Folder whose relative structure the outputs keep (default: the input folder, or the manifest's audio root)."""
     device: str = "auto"
@@ -84,8 +85,10 @@ def check_compatible(km_card: dict[str, tp.Any], voc: Vocoder, speaker: str | No
     if speaker is not None:
         if mode == "none":
             raise ValueError(f"--speaker {speaker}: {voc_dir} has no speaker conditioning (leave --speaker out)")
-        if speaker not in (voc.speakers or []):
-            raise ValueError(f"--speaker {speaker}: not in the speaker table of {voc_dir}: {', '.join(voc.speakers or [])}")
+        try:
+            voc.speaker_id(speaker)
+        except ValueError as e:
+            raise ValueError(f"--speaker {speaker}: {e} (vocoder {voc_dir})") from None
 
 
 class ResynthStage(Stage):
