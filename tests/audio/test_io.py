@@ -40,6 +40,34 @@ def test_slice_reads_exact_samples(tmp_path):
         load_audio(path, 16000, offset=5.0)
 
 
+def test_long_files_stream_through_the_resampler_with_the_same_samples(tmp_path):
+    """Files longer than a decoding block are read, mixed and resampled block by block: the samples equal
+    one whole-file read and one resampling call, slices included; a NaN in a late block is still found."""
+    import soxr
+
+    from unitwave.audio.io import BLOCK_FRAMES
+
+    rng = np.random.default_rng(0)
+    frames = 2 * BLOCK_FRAMES + 1234
+    x = (0.1 * rng.standard_normal((frames, 2))).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    whole = soxr.resample(x.mean(axis=1, dtype=np.float32), 44100, 16000, quality="HQ")
+    y, _ = load_audio(path, 16000)
+    np.testing.assert_array_equal(y, whole)
+    y2, _ = load_audio(path, 22050, mono=False)
+    np.testing.assert_array_equal(y2, soxr.resample(x, 44100, 22050, quality="HQ"))
+    start = BLOCK_FRAMES - 100
+    part, _ = load_audio(path, 16000, offset=start / 44100, duration=BLOCK_FRAMES / 44100)
+    np.testing.assert_array_equal(
+        part, soxr.resample(x[start : start + BLOCK_FRAMES].mean(axis=1, dtype=np.float32), 44100, 16000)
+    )
+    x[-5, 1] = np.nan
+    sf.write(path, x, 44100, subtype="FLOAT")
+    with pytest.raises(AudioError, match="1 NaN/Inf samples"):
+        load_audio(path, 16000)
+
+
 def test_write_wav_is_16_bit_and_clips(tmp_path):
     path = write_wav(tmp_path / "sub" / "o.wav", np.array([0.0, 0.5, 2.0, -3.0], dtype=np.float32), 16000)
     info = sf.info(path)
