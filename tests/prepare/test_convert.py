@@ -83,7 +83,10 @@ def test_manifest_input_relative_paths_slices_and_unsafe_paths(tmp_path, cli):
     done2 = load(tmp_path / "out2")
     assert all(Path(r["audio_filepath"]).is_absolute() for r in done2)
     written = {Path(r["audio_filepath"]).relative_to(tmp_path / "out2" / "audio").as_posix() for r in done2}
-    assert {"outside.wav", "corpus/wav/good_000.wav", "corpus/wav/good_001.wav"} <= written
+    assert {"corpus/wav/good_000.wav", "corpus/wav/good_001.wav"} <= written
+    # outside.wav is listed twice (two ids): each record gets its own file, never one written twice
+    twice = sorted(w for w in written if w.startswith("outside"))
+    assert len(twice) == 2 and all(w != "outside.wav" for w in twice)
 
 
 def test_rerun_skips_everything_and_status(tmp_path, cli):
@@ -161,3 +164,47 @@ def test_an_offset_of_zero_is_a_slice_of_the_file(tmp_path, cli):
     assert done["first"]["source_offset"] == 0.0 and "source_offset" not in done["whole"]
     assert len({r["audio_filepath"] for r in done.values()}) == 3  # no slice overwrites another's WAV
     assert sf.info(tmp_path / "out" / done["whole"]["audio_filepath"]).frames == 3 * 16000
+
+
+def test_reruns_redo_changed_records_and_never_share_an_output(tmp_path, cli):
+    """Results count only for the input they were made from: a record changed under its id is done
+    again, a deleted output is written again, records that would share an output file get their own,
+    a repeated id is left out with a warning, and counts describe the current input."""
+    data = tmp_path / "data"
+    write_good_inputs(data, count=2, seconds=3.0)
+    sf.write(data / "good_000.flac", tone(2.0, seed=7), 16000)  # beside good_000.wav: same stem
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {"id": "x1", "audio_filepath": "data/good_000.wav", "offset": 1.0, "duration": 1.0},
+        {"id": "x2", "audio_filepath": "data/good_000.wav", "offset": 1.0, "duration": 1.5},
+        {"id": "y1", "audio_filepath": "data/good_000.wav"},
+        {"id": "y2", "audio_filepath": "data/good_000.flac"},
+        {"id": "z", "audio_filepath": "data/good_001.flac", "text": "old"},
+    ]
+    write_manifest(manifest, rows + [{"id": "z", "audio_filepath": "data/good_000.flac"}])
+    proc = cli("convert", manifest, tmp_path / "out", "--workers", "2", check=True)
+    assert "input record 6: id 'z' was already used" in proc.stderr
+    assert "1 input records left out" in proc.stdout
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["duplicate_ids"] == 1
+    done = {r["id"]: r for r in load(tmp_path / "out")}
+    assert set(done) == {"x1", "x2", "y1", "y2", "z"} and done["z"]["text"] == "old"
+    paths = [r["audio_filepath"] for r in done.values()]
+    assert len(set(paths)) == 5  # nothing written twice
+    for r in done.values():
+        assert abs(sf.info(tmp_path / "out" / r["audio_filepath"]).duration - r["duration"]) < 1e-3
+    assert done["z"]["audio_filepath"] == "audio/data/good_001.wav"  # no collision: its natural name
+
+    # z changes under its id; x2 is removed; the WAV of y1 is deleted
+    rows[4] = {**rows[4], "text": "new", "offset": 0.5, "duration": 1.0}
+    write_manifest(manifest, [r for r in rows if r["id"] != "x2"])
+    (tmp_path / "out" / done["y1"]["audio_filepath"]).unlink()
+    proc = cli("convert", manifest, tmp_path / "out", "--workers", "2", check=True)
+    # z (changed), y1 (output deleted) and x1 (no longer shares its name with x2: back to its natural
+    # name) are done again; y2 is kept
+    assert "3 done, 1 skipped, 0 failed" in proc.stdout, proc.stdout
+    again = {r["id"]: r for r in load(tmp_path / "out")}
+    assert set(again) == {"x1", "y1", "y2", "z"} and again["y2"] == done["y2"]
+    assert again["x1"]["audio_filepath"] == "audio/data/good_000_00001000.wav"
+    assert again["z"]["text"] == "new" and abs(again["z"]["duration"] - 1.0) < 1e-3
+    assert (tmp_path / "out" / again["y1"]["audio_filepath"]).is_file()
+    assert "4 records" in cli("status", tmp_path / "out", check=True).stdout

@@ -63,6 +63,51 @@ def output_relpath(record: tp.Mapping[str, tp.Any], root: Path, from_folder: boo
     return PurePosixPath(stem + ".wav")
 
 
+class OutputNames:
+    """Output paths of a run's records that never collide: a record's natural path
+    (:func:`output_relpath`) unless several input records share it (the same file listed twice, the same
+    slice start with two durations, ``a.wav`` and ``a.flac`` side by side); then each of those records
+    gets ``<natural stem>_<8 hex digits of its id>.wav``, which depends on nothing but the record.
+
+    :meth:`plan` sees the whole input first (``Stage.plan``); the stage then names records with
+    :meth:`relpath` and reports it as its ``record_key``, so a record whose name changes is redone.
+    """
+
+    def __init__(self, root: Path, from_folder: bool) -> None:
+        self.root = root
+        self.from_folder = from_folder
+        self.shared: frozenset[str] = frozenset()
+
+    def natural(self, record: tp.Mapping[str, tp.Any]) -> PurePosixPath:
+        return output_relpath(record, self.root, self.from_folder)
+
+    def plan(self, records: tp.Iterable[tp.Mapping[str, tp.Any]]) -> None:
+        seen: set[str] = set()
+        shared: set[str] = set()
+        for rec in records:
+            try:
+                name = self.natural(rec).as_posix()
+            except (UnsafePathError, KeyError, TypeError, ValueError):
+                continue  # the record fails on its own when processed
+            (shared if name in seen else seen).add(name)
+        self.shared = frozenset(shared)
+
+    def relpath(self, record: tp.Mapping[str, tp.Any]) -> PurePosixPath:
+        rel = self.natural(record)
+        if rel.as_posix() not in self.shared:
+            return rel
+        from unitwave.data.records import stable_hash
+
+        return rel.with_name(f"{rel.stem}_{stable_hash(str(record['id']), 4):08x}{rel.suffix}")
+
+    def key(self, record: tp.Mapping[str, tp.Any]) -> str:
+        """The record's output path as a string (its ``record_key``), "" when it has none."""
+        try:
+            return self.relpath(record).as_posix()
+        except (UnsafePathError, KeyError, TypeError, ValueError):
+            return ""
+
+
 def scan_audio(
     root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS, exclude: Path | None = None
 ) -> tp.Iterator[Path]:

@@ -5,10 +5,12 @@
 <out>/input.jsonl      normalised input records   <out>/shards/<k>.jsonl  one line per processed input
 <out>/shards/<k>.done  marker (atomic)            <out>/manifest.jsonl, errors.jsonl  merged, atomic
 ```
-A shard log line is ``{"i": input index, "id": input id, "out": [records]}`` or
-``{"i": ..., "id": ..., "error": {...}}``: one line per *input*, so a stage that writes several records
-per input (segmentation) commits them together, a torn line loses nothing that was committed, and errors
-live in the same single-writer file. The last line for an id wins (errors are retried on rerun).
+A shard log line is ``{"i": input index, "id": input id, "fp": fingerprint, "out": [records]}`` or
+``{"i": ..., "id": ..., "fp": ..., "error": {...}}``: one line per *input*, so a stage that writes several
+records per input (segmentation) commits them together, a torn line loses nothing that was committed, and
+errors live in the same single-writer file. The last line for an id wins (errors are retried on rerun).
+The fingerprint hashes the input record and the stage's ``record_key``: a result counts only for the
+input it was made from, so an input record changed under the same id is done again, never kept stale.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import typing as tp
 from dataclasses import dataclass
@@ -25,9 +28,28 @@ from unitwave.data.atomic import atomic_write_text, fsync_dir, sweep_temp_files,
 from unitwave.data.manifest import ManifestWriter, ReadStats, Record, dumps, iter_jsonl
 from unitwave.data.records import stable_hash
 
+log = logging.getLogger("unitwave")
+
 
 class RunDirError(ValueError):
     """A run folder that cannot be used as asked (different shard count, missing input...)."""
+
+
+def fingerprint(record: Record, key: str = "") -> str:
+    """Hex digest of an input record (as written in ``input.jsonl``) and a stage's key for it."""
+    return f"{stable_hash(dumps(record) + chr(0) + key):016x}"
+
+
+class LogEntry(tp.NamedTuple):
+    """The latest shard-log line of one input id."""
+
+    index: int  # input index (the earliest one seen for the id: its place in the order)
+    offset: int  # byte offset of the line in the shard log
+    ok: bool  # a result (True) or an error (False)
+    fp: str | None  # fingerprint of the input it was made from (None: logs written before fingerprints)
+
+    def matches(self, fp: str) -> bool:
+        return self.fp is None or self.fp == fp
 
 
 @dataclass
@@ -102,10 +124,20 @@ class RunDir:
                 f"--shards {old['num_shards']} or without --shards to resume, or use a new output folder"
             )
         digest = hashlib.sha256()
-        count = 0
+        count = repeated = 0
+        ids: set[int] = set()  # 64-bit hashes of the ids seen: a few tens of MB for millions of records
         tmp = temp_path(self.input)
         with open(tmp, "w", encoding="utf-8") as f:
-            for rec in inputs:
+            for position, rec in enumerate(inputs, 1):
+                h = stable_hash(str(rec["id"]))
+                if h in ids:
+                    repeated += 1
+                    log.warning(
+                        "input record %d: id %r was already used by an earlier record; this one is left out "
+                        "(ids must be unique: give it its own id, or drop the line)", position, rec["id"]
+                    )
+                    continue
+                ids.add(h)
                 line = dumps(rec) + "\n"
                 f.write(line)
                 digest.update(line.encode("utf-8"))
@@ -127,6 +159,7 @@ class RunDir:
             "stage": stage,
             "num_shards": n,
             "input_records": count,
+            "input_duplicate_ids": repeated,
             "input_hash": input_hash,
             "code_version": __version__,
             "created": (old or {}).get("created") or _dt.datetime.now().isoformat(timespec="seconds"),
@@ -141,9 +174,9 @@ class RunDir:
         atomic_write_text(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
     # ------------------------------------------------------------------ shard logs
-    def read_log(self, k: int) -> dict[str, tuple[int, int, bool]]:
-        """Latest entry per input id of shard ``k``: ``id -> (input index, byte offset, ok)``."""
-        latest: dict[str, tuple[int, int, bool]] = {}
+    def read_log(self, k: int) -> dict[str, LogEntry]:
+        """Latest entry per input id of shard ``k``."""
+        latest: dict[str, LogEntry] = {}
         path = self.shard_log(k)
         if not path.is_file():
             return latest
@@ -158,7 +191,10 @@ class RunDir:
                     i = int(entry["i"])
                     prev = latest.get(entry["id"])
                     # the latest result wins; the earliest input index keeps its place in the order
-                    latest[entry["id"]] = (min(i, prev[0]) if prev else i, start, "out" in entry)
+                    fp = entry.get("fp")
+                    latest[entry["id"]] = LogEntry(
+                        min(i, prev.index) if prev else i, start, "out" in entry, fp if isinstance(fp, str) else None
+                    )
                 except (ValueError, KeyError, TypeError):
                     continue
         return latest
@@ -166,16 +202,21 @@ class RunDir:
     def mark_done(self, k: int, summary: dict[str, tp.Any]) -> None:
         atomic_write_text(self.done_marker(k), json.dumps(summary) + "\n", shared=False)
 
+    def input_ids(self) -> set[str]:
+        return {str(rec.get("id")) for rec in iter_jsonl(self.input, ReadStats(quiet=True))}
+
     def shard_states(self) -> list[ShardState]:
+        """Per shard: state, and records / errors / outputs / audio of the current input's ids."""
         states = []
+        current = self.input_ids()
         for k in range(self.num_shards):
-            latest = self.read_log(k)
-            ok = [v for v in latest.values() if v[2]]
+            latest = {rid: e for rid, e in self.read_log(k).items() if rid in current}
+            ok = [v for v in latest.values() if v.ok]
             outputs, seconds = 0, 0.0
             if ok:
                 with open(self.shard_log(k), "rb") as f:
-                    for _, off, _ in ok:
-                        f.seek(off)
+                    for e in ok:
+                        f.seek(e.offset)
                         for r in json.loads(f.readline())["out"]:
                             outputs += 1
                             d = r.get("duration")
@@ -185,22 +226,29 @@ class RunDir:
         return states
 
     # ------------------------------------------------------------------ merge
-    def merge(self, absolute_paths: bool = False, stage: str = "") -> dict[str, int]:
-        """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl``.
+    def current_entries(self, key: tp.Callable[[Record], str] = lambda r: "") -> list[tuple[int, int, LogEntry]]:
+        """``(input index, shard, entry)`` in input order of the results and errors that belong to the
+        current ``input.jsonl``: made from the record now under that id (its fingerprint, with the
+        stage's ``record_key``, matches). A record removed from the input since an earlier run (a bad file
+        deleted, a corpus trimmed), or changed under the same id and not yet redone, has none."""
+        order: dict[str, tuple[int, str]] = {}
+        for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
+            order.setdefault(str(rec.get("id")), (i, fingerprint(rec, key(rec))))
+        entries: list[tuple[int, int, LogEntry]] = []
+        for k in range(self.num_shards):
+            for rid, e in self.read_log(k).items():
+                if rid in order and e.matches(order[rid][1]):
+                    entries.append((order[rid][0], k, e))
+        entries.sort(key=lambda t: t[0])
+        return entries
 
-        Only results of the current ``input.jsonl`` count, in its order: a record removed from the
-        input since an earlier run (a bad file deleted, a corpus trimmed) leaves both files.
+    def merge(self, absolute_paths: bool = False, key: tp.Callable[[Record], str] = lambda r: "") -> dict[str, int]:
+        """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl`` from
+        :meth:`current_entries` (``key``: the stage's ``record_key``).
+
         Both are written atomically; safe to call again (and from several SLURM tasks at once).
         """
-        n = self.num_shards
-        order: dict[str, int] = {}
-        for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
-            order.setdefault(str(rec.get("id")), i)
-        entries: list[tuple[int, int, int, bool]] = []  # (input index, shard, offset, ok)
-        for k in range(n):
-            latest = self.read_log(k)
-            entries.extend((order[rid], k, off, ok) for rid, (_, off, ok) in latest.items() if rid in order)
-        entries.sort()
+        entries = [(i, k, e.offset, e.ok) for i, k, e in self.current_entries(key)]
         files = {k: open(self.shard_log(k), "rb") for k in {e[1] for e in entries}}
         seen: set[int] = set()
         counts = {"records": 0, "duplicates": 0, "errors": 0}

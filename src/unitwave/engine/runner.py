@@ -9,6 +9,7 @@ last shard task merges) and a successful submission exits 0.
 
 from __future__ import annotations
 
+import collections
 import dataclasses as dc
 import json
 import logging
@@ -18,7 +19,7 @@ import typing as tp
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from unitwave.data.manifest import Record
+from unitwave.data.manifest import ReadStats, Record, iter_jsonl
 from unitwave.engine.local import ShardOutcome, limit_threads, run_inline, run_local
 from unitwave.engine.options import EngineConfig, default_shard_count
 from unitwave.engine.progress import LogProgress
@@ -67,6 +68,8 @@ class RunSummary:
     failed_shards: list[int] = field(default_factory=list)
     input_records: int = 0
     malformed_lines: int = 0
+    #: input records left out because an earlier record has the same id
+    duplicate_ids: int = 0
     output_records: int = 0
     duplicates: int = 0
     wall_seconds: float = 0.0
@@ -103,6 +106,8 @@ class RunSummary:
         )
         if self.malformed_lines:
             s += f"; {self.malformed_lines} malformed input lines skipped"
+        if self.duplicate_ids:
+            s += f"; {self.duplicate_ids} input records left out: their ids repeat earlier ones"
         if self.failed_shards:
             how = f"`unitwave resubmit {root}` reruns them" if self.backend == "slurm" else "rerun to resume"
             s += f"; shards {self.failed_shards} did not finish: {how}"
@@ -171,12 +176,14 @@ def run_stage(
     if save:  # only now: a refused run (other --shards, other stage) must not rewrite the folder's config
         save_config(_without_shard(config), run.root)
     n = int(info["num_shards"])
+    stage.plan(iter_jsonl(run.input, ReadStats(quiet=True)))
     if only is not None:
         shards = [only[0]]
     else:
         shards = [k for k in range(n) if _needs_run(run, k)]
 
-    already = sum(1 for k in range(n) for v in run.read_log(k).values() if v[2])
+    done_before = collections.Counter(k for _, k, e in run.current_entries(stage.record_key) if e.ok)
+    already = sum(done_before.values())
     progress = LogProgress(run, int(info["input_records"]), already, engine.progress and only is None, stage.name)
     outcomes: list[ShardOutcome] = []
     if shards:
@@ -190,20 +197,23 @@ def run_stage(
                          shard=only[0] if only is not None else None, backend=engine.backend)
     summary.input_records = int(info["input_records"])
     summary.malformed_lines = int(info.get("input_malformed_lines", 0))
+    summary.duplicate_ids = int(info.get("input_duplicate_ids", 0))
     for o in outcomes:
         if o.pending:
             summary.submitted_shards.append(o.shard)
         elif o.ok and o.summary:
             summary.processed += o.summary["processed"]
+            summary.skipped += int(o.summary.get("skipped", 0))
         elif not o.ok:
             summary.failed_shards.append(o.shard)
-    summary.skipped = already
+    if only is None:  # shards that did not need to run: all their records were done before
+        summary.skipped += sum(count for k, count in done_before.items() if k not in shards)
     complete = all(run.is_done(k) for k in range(n))
     summary.complete = complete
     if summary.submitted_shards:
         pass  # shards still to run write their results themselves; the last one merges
     elif complete or only is None:
-        counts = run.merge(engine.absolute_paths if absolute_paths is None else absolute_paths, stage.name)
+        counts = run.merge(engine.absolute_paths if absolute_paths is None else absolute_paths, stage.record_key)
         summary.failed = counts["errors"]
         summary.output_records = counts["records"]
         summary.duplicates = counts["duplicates"]

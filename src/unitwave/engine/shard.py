@@ -7,15 +7,18 @@ atomically at the end.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
+import os
 import time
 import traceback
 import typing as tp
 
 from unitwave.data.manifest import Record, dumps
 from unitwave.engine.batching import Backoff, plan_batches
-from unitwave.engine.run_dir import RunDir, iter_shard_inputs, lock_shard, open_shard_log
+from unitwave.engine.run_dir import RunDir, fingerprint, iter_shard_inputs, lock_shard, open_shard_log
 from unitwave.engine.stage import Stage
 
 log = logging.getLogger("unitwave")
@@ -50,32 +53,58 @@ def run_shard(stage: Stage, run: RunDir, k: int, n: int, setup: bool = True) -> 
         return _run_locked(stage, run, k, n, t0)
 
 
-def _first_time(record_id: str, seen: set[str]) -> bool:
-    """True once per id: skips inputs already committed and repeated input lines."""
-    if record_id in seen:
-        return False
-    seen.add(record_id)
+def outputs_present(run: RunDir, entry: dict[str, tp.Any]) -> bool:
+    """Whether the files a committed result wrote inside the run folder are still there (a result whose
+    output file was deleted is done again; paths outside the run folder are sources, not outputs)."""
+    root = os.path.abspath(run.root)
+    for rec in entry.get("out", ()):
+        path = rec.get("audio_filepath") if isinstance(rec, dict) else None
+        if isinstance(path, str) and path:
+            full = os.path.abspath(os.path.join(run.root, path))
+            if os.path.commonpath([full, root]) == root and not os.path.exists(full):
+                return False
     return True
 
 
 def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[str, tp.Any]:
     latest = run.read_log(k)
-    done = {rid for rid, (_, _, ok) in latest.items() if ok}
-    todo = ((i, r) for i, r in iter_shard_inputs(run, k, n) if _first_time(r["id"], done))
+    seen: set[str] = set()
+    skipped = 0
+
+    def pending() -> tp.Iterator[tuple[int, Record, str]]:
+        """Inputs of this shard without a result made from them, once per id."""
+        nonlocal skipped
+        with contextlib.ExitStack() as stack:
+            log_file = stack.enter_context(open(run.shard_log(k), "rb")) if latest else None
+            for i, rec in iter_shard_inputs(run, k, n):
+                if rec["id"] in seen:
+                    continue  # a repeated id: the run folder's input has each id once (RunDir.prepare)
+                seen.add(rec["id"])
+                fp = fingerprint(rec, stage.record_key(rec))
+                e = latest.get(rec["id"])
+                if e is not None and e.ok and e.matches(fp) and log_file is not None:
+                    log_file.seek(e.offset)
+                    if outputs_present(run, json.loads(log_file.readline())):
+                        skipped += 1
+                        continue
+                yield i, rec, fp
+
+    todo = pending()
     processed = failed = 0
     backoff = Backoff(stage.max_batch_items if stage.batch_seconds else None)
     with open_shard_log(run.shard_log(k)) as out:
 
-        def commit(i: int, rec: Record, result: list[Record] | BaseException) -> None:
+        def commit(i: int, rec: Record, fp: str, result: list[Record] | BaseException) -> None:
             nonlocal processed, failed
             line = None
             if not isinstance(result, BaseException):
                 try:
-                    line = dumps({"i": i, "id": rec["id"], "out": result}) + "\n"
+                    line = dumps({"i": i, "id": rec["id"], "fp": fp, "out": result}) + "\n"
                 except (TypeError, ValueError) as exc:  # an unwritable output fails its record, not the shard
                     result = ValueError(f"the stage's output for this record is not JSON: {exc}")
             if line is None:
-                out.write(dumps({"i": i, "id": rec["id"], "error": error_entry(stage, rec, result)}) + "\n")
+                error = error_entry(stage, rec, result)
+                out.write(dumps({"i": i, "id": rec["id"], "fp": fp, "error": error}) + "\n")
                 failed += 1
                 log.debug("shard %d: %s failed: %s", k, rec["id"], result)
             else:
@@ -83,8 +112,8 @@ def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[st
                 processed += 1
             out.flush()
 
-        def call(batch: list[tuple[int, Record]]) -> list[list[Record]]:
-            return stage.process([r for _, r in batch])
+        def call(batch: list[tuple[int, Record, str]]) -> list[list[Record]]:
+            return stage.process([r for _, r, _ in batch])
 
         while True:
             window = list(itertools.islice(todo, BATCH_WINDOW if stage.batch_seconds else 1))
@@ -97,13 +126,13 @@ def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[st
             else:
                 batches = [window]
             for batch in batches:
-                for (i, rec), result in zip(batch, backoff.run(call, batch)):
-                    commit(i, rec, result)
+                for (i, rec, fp), result in zip(batch, backoff.run(call, batch)):
+                    commit(i, rec, fp, result)
     summary = {
         "shard": k,
         "processed": processed,
         "failed": failed,
-        "skipped": len(done) - processed - failed,
+        "skipped": skipped,
         "seconds": round(time.time() - t0, 3),
     }
     run.mark_done(k, summary)

@@ -33,6 +33,15 @@ class Stage(abc.ABC):
     def setup(self) -> None:
         """Load models etc. Called once per worker process, before the first batch."""
 
+    def plan(self, inputs: tp.Iterable[Record]) -> None:
+        """See the whole (normalised) input once before any record runs, on the driver and in every
+        shard task alike, e.g. to find records whose output files would collide. Default: nothing."""
+
+    def record_key(self, record: Record) -> str:
+        """What besides the input record itself decides its result (e.g. its output path). A record done
+        earlier is done again when its content or its key has changed since. Default: nothing."""
+        return ""
+
     @abc.abstractmethod
     def process(self, batch: list[Record]) -> list[list[Record]]:
         """Process input records; return, for each input in order, its output records (0, 1 or many).

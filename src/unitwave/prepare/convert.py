@@ -10,7 +10,7 @@ import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import output_relpath, safe_join
+from unitwave.data.paths import OutputNames, safe_join
 from unitwave.data.records import audio_slice
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
@@ -36,9 +36,14 @@ class ConvertStage(Stage):
 
     def __init__(self, out_dir: Path, root: Path, from_folder: bool, sample_rate: int) -> None:
         self.audio_dir = Path(out_dir).absolute() / "audio"
-        self.root = root
-        self.from_folder = from_folder
+        self.names = OutputNames(root, from_folder)
         self.sample_rate = sample_rate
+
+    def plan(self, inputs: tp.Iterable[Record]) -> None:
+        self.names.plan(inputs)
+
+    def record_key(self, record: Record) -> str:
+        return self.names.key(record)
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
         return [[self.convert_one(r)] for r in batch]
@@ -50,7 +55,7 @@ class ConvertStage(Stage):
         if not isinstance(src, str) or not src:
             raise ValueError(f"record has no '{AUDIO_FIELD}' field")
         offset, duration = audio_slice(record)
-        dst = safe_join(self.audio_dir, output_relpath(record, self.root, self.from_folder))
+        dst = safe_join(self.audio_dir, self.names.relpath(record))
         audio, sr = load_audio(src, self.sample_rate, offset=offset, duration=duration)
         write_wav(dst, audio, sr)
         out = {k: v for k, v in record.items() if k != "offset"}

@@ -32,6 +32,7 @@ from unitwave.audio.vad.options import VadOptions
 from unitwave.audio.vad.segments import SegmentRules, ShortPolicy
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record, iter_jsonl
+from unitwave.data.paths import OutputNames
 from unitwave.engine.options import EngineConfig
 from unitwave.prepare.vad import LoadedAudio, VadDrivenStage, backend_meta, require_input
 
@@ -93,12 +94,9 @@ class SegmentConfig:
         return Path(self.output_dir).joinpath(*parts)
 
 
-def segment_relpath(record: Record, root: Path, from_folder: bool, index: int) -> PurePosixPath:
+def segment_relpath(source_relpath: PurePosixPath, index: int) -> PurePosixPath:
     """``<source's relative folder>/<source stem>_<index>.wav`` (see convert's output paths)."""
-    from unitwave.data.paths import output_relpath
-
-    rel = output_relpath(record, root, from_folder)
-    return rel.with_name(f"{rel.name[: -len('.wav')]}_{index:04d}.wav")
+    return source_relpath.with_name(f"{source_relpath.stem}_{index:04d}.wav")
 
 
 class SegmentStage(VadDrivenStage):
@@ -113,9 +111,15 @@ class SegmentStage(VadDrivenStage):
         self.sample_rate = cfg.sample_rate
         self.write_audio = cfg.write_audio
         self.audio_dir = Path(run_root).absolute() / "audio"
-        self.root = input_root(cfg.input, cfg.relative_to)
-        self.from_folder = Path(cfg.input).is_dir()
+        self.names = OutputNames(input_root(cfg.input, cfg.relative_to), Path(cfg.input).is_dir())
         self.meta = meta
+
+    def plan(self, inputs: tp.Iterable[Record]) -> None:
+        if self.write_audio:
+            self.names.plan(inputs)
+
+    def record_key(self, record: Record) -> str:
+        return self.names.key(record) if self.write_audio else ""
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
         from unitwave.audio.vad.segments import plan_segments
@@ -158,7 +162,7 @@ class SegmentStage(VadDrivenStage):
             rec: Record = {"id": f"{record['id']}_{index:04d}"}
             offset = round(item.offset_s + first / rate, 6)
             if self.write_audio:
-                path = safe_join(self.audio_dir, segment_relpath(record, self.root, self.from_folder, index))
+                path = safe_join(self.audio_dir, segment_relpath(self.names.relpath(record), index))
                 write_wav(path, audio[first:last], rate)
                 rec.update({AUDIO_FIELD: str(path), "duration": round((last - first) / rate, 6)})
             else:

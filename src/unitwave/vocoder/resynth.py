@@ -28,7 +28,7 @@ import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import output_relpath, safe_join
+from unitwave.data.paths import OutputNames, safe_join
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -99,8 +99,7 @@ class ResynthStage(Stage):
     def __init__(self, cfg: ResynthConfig, root: Path, from_folder: bool, device: str, batch_seconds: float) -> None:
         self.cfg = cfg
         self.audio_dir = Path(cfg.output_dir).absolute() / "audio"
-        self.root = root
-        self.from_folder = from_folder
+        self.names = OutputNames(root, from_folder)
         self.device = device
         self.batch_seconds = batch_seconds
         self.extractor: tp.Any = None
@@ -113,10 +112,16 @@ class ResynthStage(Stage):
         self.extractor = UnitExtractor.from_dir(self.cfg.units, device=self.device, max_batch_seconds=self.batch_seconds)
         self.vocoder = Vocoder.from_dir(self.cfg.vocoder, device=self.device)
 
+    def plan(self, inputs: tp.Iterable[Record]) -> None:
+        self.names.plan(inputs)
+
+    def record_key(self, record: Record) -> str:
+        return self.names.key(record)
+
     def destination(self, record: Record) -> Path:
         if not isinstance(record.get(AUDIO_FIELD), str) or not record[AUDIO_FIELD]:
             raise ValueError(f"record has no '{AUDIO_FIELD}' field")
-        return safe_join(self.audio_dir, output_relpath(record, self.root, self.from_folder))
+        return safe_join(self.audio_dir, self.names.relpath(record))
 
     def speaker_of(self, record: Record) -> str | None:
         """The vocoder speaker a record is voiced by (None for vocoders without a table)."""
