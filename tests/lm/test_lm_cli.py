@@ -58,6 +58,9 @@ def test_train_beats_count_baselines_then_resume_score_sample(corpus, tmp_path, 
     stdout = unitwave(capsys, "lm", "train", corpus.units_txt, out, "--epochs", "4", *SMALL)
     assert "resuming from" in stdout and "epoch 4/4" in stdout and "epoch 1/4" not in stdout
     assert len(json.loads((out / "training_history.json").read_text())) == 4
+    other = tmp_path / "other_units.txt"
+    other.write_text(corpus.units_txt.read_text())
+    assert "was trained on other data (units:" in failing(capsys, "lm", "train", other, out, "--epochs", "5", *SMALL)
 
     scores = tmp_path / "scores.jsonl"
     unitwave(capsys, "lm", "score", out, corpus.timestamped, scores, "--batch-size", "32")
@@ -97,6 +100,10 @@ def test_grid_runs_in_parallel_writes_leaderboard_and_skips_finished_runs(corpus
     for r in rows:
         assert (out / "runs" / r["run"] / "model" / "model_card.json").is_file()
     assert "0 done, 2 skipped" in unitwave(capsys, "lm", "grid", grid, corpus.units_txt, out)
+    # a changed base setting changes every run's config: they are trained on (resumed to 2 epochs)
+    grid.write_text(grid.read_text().replace("epochs: 1", "epochs: 2"))
+    assert "2 done, 0 skipped" in unitwave(capsys, "lm", "grid", grid, corpus.units_txt, out)
+    assert all(len(json.loads((out / "runs" / r["run"] / "training_history.json").read_text())) == 2 for r in rows)
     bad = tmp_path / "bad.yaml"
     bad.write_text("grid:\n  hiden_size: [16]\n")
     assert "did you mean 'hidden_size'" in failing(capsys, "lm", "grid", bad, corpus.units_txt, tmp_path / "bad")

@@ -161,6 +161,7 @@ def test_bad_inputs_are_named(unit_corpus, trained_vocoder, vocoder_args, tmp_pa
     shutil.copytree(trained_vocoder.run, copy)
     fails(vocoder_args(unit_corpus, copy, "--vocoder.hifigan.f0", "none"),
                "holds a run of another model (vocoder.hifigan.f0: 'bins' -> 'none')")
+    fails([*vocoder_args(unit_corpus, copy), "--val-ratio", "0.5"], "was trained on other data (val_ratio")
 
 
 def test_samples_of_ids_that_look_like_paths_stay_in_the_run_folder(tmp_path):

@@ -59,6 +59,8 @@ def load_splits(cfg: LMTrainConfig) -> tuple[UnitSequences, UnitSequences, int, 
 
 #: options that change the model's parameters (the last two only for the transformer)
 MODEL_FIELDS = ("arch", "embedding_dim", "hidden_size", "num_layers", "k", "num_heads", "max_len")
+#: options that choose the training and validation data
+DATA_FIELDS = ("units", "val_units", "val_ratio", "split_salt")
 
 
 def check_same_model(cfg: LMTrainConfig, out: Path) -> None:
@@ -66,7 +68,7 @@ def check_same_model(cfg: LMTrainConfig, out: Path) -> None:
     from unitwave.train.checkpoint import refuse_other_model
 
     keys = MODEL_FIELDS if cfg.arch == "transformer" else MODEL_FIELDS[:5]
-    refuse_other_model(cfg, out, cfg.train.resume, keys)
+    refuse_other_model(cfg, out, cfg.train.resume, keys, DATA_FIELDS)
 
 
 def train_lm(cfg: LMTrainConfig, echo: bool = True) -> dict[str, tp.Any]:

@@ -84,21 +84,33 @@ def resume_path(resume: str, out_dir: Path) -> Path | None:
     return path
 
 
-def refuse_other_model(cfg: tp.Any, out_dir: Path, resume: str, model_keys: tp.Iterable[str]) -> None:
+def refuse_other_model(
+    cfg: tp.Any, out_dir: Path, resume: str, model_keys: tp.Iterable[str], data_keys: tp.Iterable[str] = ()
+) -> None:
     """Before resuming ``out_dir``: ValueError when the ``config.yaml`` saved there differs from ``cfg`` (the
     command's config) in a setting that shapes the weights, so the user hears why instead of a failed
-    ``load_state_dict``. ``model_keys``: config keys, dotted; a section name covers the whole section."""
+    ``load_state_dict``, or in the training data (``data_keys``: resuming would train on two data sets and
+    compare validation losses of two splits). Keys are dotted; a section name covers the whole section."""
     from unitwave.config import changed_settings
 
     saved = Path(out_dir) / "config.yaml"
     if not saved.is_file() or resume_path(resume, out_dir) is None:
         return
-    keys = tuple(model_keys)
-    differ = [c for c in changed_settings(saved, cfg)
-              if "not a config" in c or any(c.startswith((f"{k}:", f"{k}.")) for k in keys)]
+    changes = changed_settings(saved, cfg)
+
+    def under(keys: tp.Iterable[str]) -> list[str]:
+        keys = tuple(keys)
+        return [c for c in changes if any(c.startswith((f"{k}:", f"{k}.")) for k in keys)]
+
+    differ = [c for c in changes if "not a config" in c] + under(model_keys)
     if differ:
         raise ValueError(f"{out_dir} holds a run of another model ({'; '.join(differ)}); resuming it cannot work: "
                          "use a new output folder, or --resume none to start this one over")
+    differ = under(data_keys)
+    if differ:
+        raise ValueError(f"{out_dir} was trained on other data ({'; '.join(differ)}); resuming would mix two data "
+                         "sets and compare validation losses of two splits: use a new output folder, or "
+                         "--resume none to start this one over")
 
 
 # ---------------------------------------------------------------------------------------------- RNG

@@ -123,6 +123,8 @@ class VocoderTrainConfig:
 
 #: settings that shape the weights: a run folder resumes only with the same ones (k comes from the corpus)
 MODEL_KEYS = ("vocoder", "speakers")
+#: options that choose the training and validation data
+DATA_KEYS = ("units", "audio", "val_ratio", "split_salt")
 
 
 def train(cfg: VocoderTrainConfig) -> tp.Any:
@@ -132,7 +134,7 @@ def train(cfg: VocoderTrainConfig) -> tp.Any:
         from unitwave.train.checkpoint import refuse_other_model
         from unitwave.train.launch import submit_training
 
-        refuse_other_model(cfg, cfg.output_dir, cfg.train.resume, MODEL_KEYS)  # before config.yaml is replaced
+        refuse_other_model(cfg, cfg.output_dir, cfg.train.resume, MODEL_KEYS, DATA_KEYS)  # before config.yaml is replaced
         return submit_training(cfg, cfg.output_dir, cfg.train)
     from unitwave.vocoder.training import train_vocoder
 

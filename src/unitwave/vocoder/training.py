@@ -207,14 +207,14 @@ def train_vocoder(cfg: VocoderTrainConfig, echo: bool = True) -> dict[str, tp.An
     from unitwave.train import fit, make_loader, seed_all
     from unitwave.train.checkpoint import refuse_other_model
     from unitwave.train.config import launch_rank
-    from unitwave.vocoder.commands import MODEL_KEYS
+    from unitwave.vocoder.commands import DATA_KEYS, MODEL_KEYS
     from unitwave.vocoder.dataset import check_hop, collate, read_unit_corpus, speaker_table
     from unitwave.vocoder.models import build_generator
 
     cfg.check()
     t = cfg.train
     out = Path(cfg.output_dir)
-    refuse_other_model(cfg, out, t.resume, MODEL_KEYS)
+    refuse_other_model(cfg, out, t.resume, MODEL_KEYS, DATA_KEYS)
     utts = read_unit_corpus(cfg.units, cfg.audio)
     check_audio_exists(utts, Path(cfg.audio or cfg.units))
     speakers = speaker_table(utts)
