@@ -208,3 +208,8 @@ def test_reruns_redo_changed_records_and_never_share_an_output(tmp_path, cli):
     assert again["z"]["text"] == "new" and abs(again["z"]["duration"] - 1.0) < 1e-3
     assert (tmp_path / "out" / again["y1"]["audio_filepath"]).is_file()
     assert "4 records" in cli("status", tmp_path / "out", check=True).stdout
+    # the same input, one output deleted: only that record runs
+    (tmp_path / "out" / again["z"]["audio_filepath"]).unlink()
+    proc = cli("convert", manifest, tmp_path / "out", "--workers", "2", check=True)
+    assert "1 done, 3 skipped, 0 failed" in proc.stdout, proc.stdout
+    assert (tmp_path / "out" / again["z"]["audio_filepath"]).is_file()

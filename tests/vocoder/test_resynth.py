@@ -74,6 +74,22 @@ def test_existing_outputs_are_not_synthesized_again(unit_corpus, trained_vocoder
     assert by_id[first["id"]]["duration"] == pytest.approx(0.5)
     assert sum("units" in r for r in by_id.values()) == 7
 
+    # the vocoder folder retrained in place (here: its files rewritten, newer than every output): every
+    # record runs again, the kept file included, instead of keeping the old model's audio
+    import os
+    import shutil
+
+    voc = tmp_path / "voc"
+    shutil.copytree(trained_vocoder.run / "model", voc)
+    main(resynth_args(unit_corpus, voc, unit_corpus.manifest, tmp_path / "rs2"))
+    later = max(p.stat().st_mtime_ns for p in (tmp_path / "rs2").rglob("*.wav")) + 10**9
+    for f in voc.iterdir():
+        os.utime(f, ns=(later, later))
+    main(resynth_args(unit_corpus, voc, unit_corpus.manifest, tmp_path / "rs2"))
+    summary = json.loads((tmp_path / "rs2" / "summary.json").read_text())
+    assert (summary["processed"], summary["skipped"]) == (8, 0)
+    assert all("units" in r and "existing" not in r for r in records(tmp_path / "rs2" / "manifest.jsonl"))
+
 
 def test_bad_inputs_go_to_errors_jsonl(unit_corpus, trained_vocoder, tmp_path):
     folder = tmp_path / "in"

@@ -108,6 +108,34 @@ class OutputNames:
             return ""
 
 
+def _files(paths: tp.Iterable[Path | str]) -> tp.Iterator[tuple[Path, str]]:
+    """``(file, name relative to its root)`` of files and folders (searched recursively), sorted."""
+    for root in paths:
+        root = Path(root)
+        if root.is_file():
+            yield root, root.name
+        elif root.is_dir():
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                yield f, f.relative_to(root).as_posix()
+
+
+def files_signature(*paths: Path | str) -> str:
+    """Hex digest of the files at ``paths`` (files, or folders searched recursively): their names, sizes
+    and modification times. Cheap; changes when a model folder is retrained or replaced in place."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f, name in _files(paths):
+        st = f.stat()
+        digest.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def newest_mtime_ns(*paths: Path | str) -> int:
+    """Latest modification time (ns) of the files at ``paths`` (0 when there are none)."""
+    return max((f.stat().st_mtime_ns for f, _ in _files(paths)), default=0)
+
+
 def scan_audio(
     root: Path, extensions: tp.Iterable[str] = AUDIO_EXTENSIONS, exclude: Path | None = None
 ) -> tp.Iterator[Path]:

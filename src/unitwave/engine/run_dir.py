@@ -15,6 +15,8 @@ input it was made from, so an input record changed under the same id is done aga
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -226,21 +228,39 @@ class RunDir:
         return states
 
     # ------------------------------------------------------------------ merge
-    def current_entries(self, key: tp.Callable[[Record], str] = lambda r: "") -> list[tuple[int, int, LogEntry]]:
+    def current_entries(
+        self, key: tp.Callable[[Record], str] = lambda r: "", check_outputs: bool = False
+    ) -> list[tuple[int, int, LogEntry]]:
         """``(input index, shard, entry)`` in input order of the results and errors that belong to the
         current ``input.jsonl``: made from the record now under that id (its fingerprint, with the
         stage's ``record_key``, matches). A record removed from the input since an earlier run (a bad file
-        deleted, a corpus trimmed), or changed under the same id and not yet redone, has none."""
+        deleted, a corpus trimmed), or changed under the same id and not yet redone, has none; with
+        ``check_outputs`` neither has a result whose output file inside the run folder is gone."""
         order: dict[str, tuple[int, str]] = {}
         for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
             order.setdefault(str(rec.get("id")), (i, fingerprint(rec, key(rec))))
         entries: list[tuple[int, int, LogEntry]] = []
         for k in range(self.num_shards):
-            for rid, e in self.read_log(k).items():
-                if rid in order and e.matches(order[rid][1]):
+            latest = self.read_log(k)
+            with open(self.shard_log(k), "rb") if latest and check_outputs else contextlib.nullcontext() as f:
+                for rid, e in latest.items():
+                    if rid not in order or not e.matches(order[rid][1]):
+                        continue
+                    if f is not None and e.ok:
+                        f.seek(e.offset)
+                        if not outputs_present(self, json.loads(f.readline())):
+                            continue
                     entries.append((order[rid][0], k, e))
         entries.sort(key=lambda t: t[0])
         return entries
+
+    def inputs_per_shard(self) -> collections.Counter[int]:
+        """How many distinct input ids each shard holds."""
+        from unitwave.data.records import shard_of
+
+        n = self.num_shards
+        ids = {str(rec.get("id")) for rec in iter_jsonl(self.input, ReadStats(quiet=True))}
+        return collections.Counter(shard_of(rid, n) for rid in ids)
 
     def merge(self, absolute_paths: bool = False, key: tp.Callable[[Record], str] = lambda r: "") -> dict[str, int]:
         """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl`` from
@@ -276,6 +296,19 @@ class RunDir:
             for f in files.values():
                 f.close()
         return counts
+
+
+def outputs_present(run: RunDir, entry: dict[str, tp.Any]) -> bool:
+    """Whether the files a committed result wrote inside the run folder are still there (a result whose
+    output file was deleted is done again; paths outside the run folder are sources, not outputs)."""
+    root = os.path.abspath(run.root)
+    for rec in entry.get("out", ()):
+        path = rec.get("audio_filepath") if isinstance(rec, dict) else None
+        if isinstance(path, str) and path:
+            full = os.path.abspath(os.path.join(run.root, path))
+            if os.path.commonpath([full, root]) == root and not os.path.exists(full):
+                return False
+    return True
 
 
 class ShardBusyError(RuntimeError):

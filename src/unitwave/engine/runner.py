@@ -177,12 +177,16 @@ def run_stage(
         save_config(_without_shard(config), run.root)
     n = int(info["num_shards"])
     stage.plan(iter_jsonl(run.input, ReadStats(quiet=True)))
+    # results that still stand: made from the current input (and stage key), their output files there
+    done_before = collections.Counter(
+        k for _, k, e in run.current_entries(stage.record_key, check_outputs=True) if e.ok
+    )
     if only is not None:
         shards = [only[0]]
     else:
-        shards = [k for k in range(n) if _needs_run(run, k)]
+        per_shard = run.inputs_per_shard()
+        shards = [k for k in range(n) if _needs_run(run, k) or done_before[k] < per_shard[k]]
 
-    done_before = collections.Counter(k for _, k, e in run.current_entries(stage.record_key) if e.ok)
     already = sum(done_before.values())
     progress = LogProgress(run, int(info["input_records"]), already, engine.progress and only is None, stage.name)
     outcomes: list[ShardOutcome] = []

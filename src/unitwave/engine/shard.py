@@ -11,14 +11,13 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import time
 import traceback
 import typing as tp
 
 from unitwave.data.manifest import Record, dumps
 from unitwave.engine.batching import Backoff, plan_batches
-from unitwave.engine.run_dir import RunDir, fingerprint, iter_shard_inputs, lock_shard, open_shard_log
+from unitwave.engine.run_dir import RunDir, fingerprint, iter_shard_inputs, lock_shard, open_shard_log, outputs_present
 from unitwave.engine.stage import Stage
 
 log = logging.getLogger("unitwave")
@@ -51,19 +50,6 @@ def run_shard(stage: Stage, run: RunDir, k: int, n: int, setup: bool = True) -> 
         if setup:
             stage.setup()
         return _run_locked(stage, run, k, n, t0)
-
-
-def outputs_present(run: RunDir, entry: dict[str, tp.Any]) -> bool:
-    """Whether the files a committed result wrote inside the run folder are still there (a result whose
-    output file was deleted is done again; paths outside the run folder are sources, not outputs)."""
-    root = os.path.abspath(run.root)
-    for rec in entry.get("out", ()):
-        path = rec.get("audio_filepath") if isinstance(rec, dict) else None
-        if isinstance(path, str) and path:
-            full = os.path.abspath(os.path.join(run.root, path))
-            if os.path.commonpath([full, root]) == root and not os.path.exists(full):
-                return False
-    return True
 
 
 def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[str, tp.Any]:

@@ -27,7 +27,7 @@ import tyro
 
 from unitwave.data.atomic import atomic_path
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import AUDIO_EXTENSIONS, UnsafePathError, output_relpath
+from unitwave.data.paths import AUDIO_EXTENSIONS, UnsafePathError, files_signature, output_relpath
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 from unitwave.eval.metrics import MetricsConfig
@@ -139,6 +139,11 @@ class EvalStage(Stage):
     def __init__(self, cfg: EvalResynthConfig) -> None:
         self.cfg = cfg
         self.out = Path(cfg.output_dir).absolute()
+
+    def record_key(self, record: Record) -> str:
+        """The synthesized file's signature: a file resynthesized again in place is evaluated again."""
+        path = record.get("synth_filepath")
+        return files_signature(path) if isinstance(path, str) and Path(path).is_file() else ""
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
         return [[self.evaluate(r)] for r in batch]

@@ -6,7 +6,8 @@ loaded at the encoder's rate (resampled), encoded into units with the k-means fo
 pitch-conditioned, and synthesized by the vocoder (length-sorted batches) into a 16-bit WAV at the
 vocoder's rate: ``OUT_DIR/audio/<path of the source relative to the input folder or manifest>.wav``
 (``--relative-to`` picks another root; nothing is ever written outside OUT_DIR). An input whose WAV is
-already there is not synthesized again (its record says ``"existing": true`` and carries no units).
+already there, newer than the models, is not synthesized again (its record says ``"existing": true`` and
+carries no units); a k-means or vocoder folder retrained in place makes every record run again.
 
 Output records: the input record (other fields untouched) with ``audio_filepath`` (the synthesized
 WAV), ``duration`` (its seconds), ``source`` (+ ``source_offset`` for slices), ``units`` (one id per
@@ -28,7 +29,7 @@ import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import OutputNames, safe_join
+from unitwave.data.paths import OutputNames, files_signature, newest_mtime_ns, safe_join
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -100,6 +101,8 @@ class ResynthStage(Stage):
         self.cfg = cfg
         self.audio_dir = Path(cfg.output_dir).absolute() / "audio"
         self.names = OutputNames(root, from_folder)
+        self.models = files_signature(cfg.units, cfg.vocoder)
+        self.models_mtime_ns = newest_mtime_ns(cfg.units, cfg.vocoder)
         self.device = device
         self.batch_seconds = batch_seconds
         self.extractor: tp.Any = None
@@ -116,7 +119,8 @@ class ResynthStage(Stage):
         self.names.plan(inputs)
 
     def record_key(self, record: Record) -> str:
-        return self.names.key(record)
+        # the output path and the models: a vocoder or k-means retrained in place redoes every record
+        return f"{self.names.key(record)}|{self.models}"
 
     def destination(self, record: Record) -> Path:
         if not isinstance(record.get(AUDIO_FIELD), str) or not record[AUDIO_FIELD]:
@@ -144,7 +148,7 @@ class ResynthStage(Stage):
         todo: list[int] = []
         for i, record in enumerate(batch):
             dst = self.destination(record)
-            if dst.is_file():
+            if dst.is_file() and dst.stat().st_mtime_ns >= self.models_mtime_ns:  # made by these models
                 results[i] = [{**self.output(record, dst, audio_info(dst).duration), "existing": True}]
             else:
                 todo.append(i)
