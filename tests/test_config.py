@@ -111,6 +111,15 @@ def test_cli_help_lists_commands_without_heavy_imports(cli):
     assert out.strip().endswith("[]")
 
 
+def test_command_groups_list_their_sub_commands(cli):
+    proc = cli("lm", "--help", check=True)
+    assert "unitwave lm sub-commands: train, score, sample, grid" in proc.stdout
+    proc = cli("units", "--help", check=True)  # the group's own one-go command follows
+    assert "sub-commands: fit, encode, quality, import-kmeans" in proc.stdout and "--k" in proc.stdout
+    proc = cli("lm")
+    assert proc.returncode != 0 and "give a sub-command" in proc.stderr
+
+
 def test_cli_unknown_flag_and_command(cli, tmp_path):
     proc = cli("convert", tmp_path, tmp_path / "o", "--sampel-rate", "8000")
     assert proc.returncode != 0 and "--sample-rate" in proc.stdout + proc.stderr

@@ -57,9 +57,14 @@ def resolve(argv: list[str]) -> tuple[str, Command, list[str]]:
         return name, entry, argv[1:]
     if len(argv) > 1 and argv[1] in entry and argv[1]:
         return f"{name} {argv[1]}", entry[argv[1]], argv[2:]
+    subs = ", ".join(s for s in entry if s)
+    asks_help = len(argv) > 1 and argv[1] in ("-h", "--help")
+    if asks_help:
+        print(f"unitwave {name} sub-commands: {subs} (unitwave {name} <sub-command> --help)")
     if "" in entry:
         return name, entry[""], argv[1:]
-    subs = ", ".join(s for s in entry if s)
+    if asks_help:
+        raise SystemExit(0)
     raise SystemExit(f"unitwave {name}: give a sub-command: {subs}")
 
 
@@ -94,6 +99,8 @@ def main(argv: tp.Sequence[str] | None = None) -> None:
         print(f"unitwave {name}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
+        print(f"unitwave {name}: interrupted; rerun the same command to resume (finished work is kept)",
+              file=sys.stderr)
         raise SystemExit(130) from None
     code = getattr(result, "exit_code", 0)
     if code:

@@ -75,6 +75,7 @@ def test_failures_are_recorded_retried_and_budgeted(tmp_path):
     bad = ("r0003", "r0007")
     s = run(EchoStage(fail_ids=bad), recs, tmp_path, workers=1, shards=2)
     assert s.failed == 2 and s.exit_code == 1 and len(manifest(tmp_path)) == 10
+    assert "(more than --max-failures 0: exit status 1)" in s.line()
     errors = [json.loads(x) for x in (tmp_path / "errors.jsonl").read_text().splitlines()]
     assert {e["id"] for e in errors} == set(bad)
     assert all(e["stage"] == "echo" and "bad on purpose" in e["reason"] and e["path"] for e in errors)
@@ -271,3 +272,15 @@ def test_a_stage_calling_sys_exit_fails_only_that_record(tmp_path):
     assert len(manifest(tmp_path)) == 39
     error = json.loads((tmp_path / "errors.jsonl").read_text())
     assert error["id"] == "r0003" and error["error_type"] == "SystemExit"
+
+@pytest.mark.parametrize("option, value, message", [
+    ("workers", -3, "--workers must be >= 0"),
+    ("shards", 0, "--shards must be >= 1"),
+    ("max_failures", -1, "--max-failures must be >= 0"),
+    ("torch_threads", 0, "--torch-threads must be >= 1"),
+    ("shard", "5/2", "need 0 <= k < N"),
+])
+def test_engine_options_that_cannot_work_are_refused_before_anything_runs(tmp_path, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        run(EchoStage(), records(3), tmp_path / "out", **{option: value})
+    assert not (tmp_path / "out").exists()

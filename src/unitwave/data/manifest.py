@@ -117,7 +117,8 @@ class ManifestWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        if self.absolute_paths is not None and AUDIO_FIELD in record:
+        if self.absolute_paths is not None and isinstance(record.get(AUDIO_FIELD), str) and record[AUDIO_FIELD]:
+            # a missing, null or non-string path passes through untouched (the stage that reads it says so)
             record = dict(record)
             record[AUDIO_FIELD] = format_audio_path(record[AUDIO_FIELD], self.base_dir, self.absolute_paths)
         self._f.write(dumps(record) + "\n")

@@ -6,11 +6,14 @@ records: adding records to a corpus never moves existing ones between splits.
 
 from __future__ import annotations
 
+import logging
 import typing as tp
 from pathlib import Path
 
 from unitwave.data.manifest import ManifestWriter, ReadStats
 from unitwave.data.records import unit_interval
+
+log = logging.getLogger("unitwave")
 
 
 def normalise_ratios(ratios: tp.Mapping[str, float]) -> dict[str, float]:
@@ -43,8 +46,14 @@ def split_manifest(
     ratios: tp.Mapping[str, float],
     salt: str = "",
     absolute_paths: bool = False,
+    group_by: str | None = None,
 ) -> dict[str, int]:
-    """Stream ``manifest`` into ``out_dir/<split>.jsonl`` files; returns the count per split."""
+    """Stream ``manifest`` into ``out_dir/<split>.jsonl`` files; returns the count per split (and
+    ``malformed_lines``, ``ungrouped``: records without the ``group_by`` field, ``segmented``: records with
+    a ``source_id``).
+
+    ``group_by``: the field whose value (instead of the id) picks the split, so records sharing it stay
+    together; records without it go by their id."""
     from unitwave.data.inputs import iter_manifest_inputs
 
     norm = normalise_ratios(ratios)
@@ -56,15 +65,27 @@ def split_manifest(
     writers = {
         name: ManifestWriter(Path(out_dir) / f"{name}.jsonl", absolute_paths=absolute_paths) for name in norm
     }
+    ungrouped = segmented = 0
     try:
         for rec in records:  # ids ensured, paths resolved against the manifest's folder
-            writers[split_of(rec["id"], norm, salt)].write(rec)
+            key = str(rec["id"])
+            if group_by is not None:
+                value = rec.get(group_by)
+                if value is None or value == "":
+                    ungrouped += 1
+                else:
+                    key = f"{group_by}={value}"
+            segmented += rec.get("source_id") is not None
+            writers[split_of(key, norm, salt)].write(rec)
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
     for w in writers.values():
         w.close()
-    return {name: w.count for name, w in writers.items()} | {"malformed_lines": stats.malformed}
+    if ungrouped:
+        log.warning("%s: %d records have no %r field; they were split by their id", manifest, ungrouped, group_by)
+    counts = {name: w.count for name, w in writers.items()} | {"malformed_lines": stats.malformed}
+    return counts | ({"ungrouped": ungrouped} if group_by else {}) | {"segmented": segmented}
 
 

@@ -107,6 +107,22 @@ class EngineConfig:
     slurm: tp.Annotated[SlurmOptions, tyro.conf.OmitArgPrefixes] = SlurmOptions()
     ray: tp.Annotated[RayOptions, tyro.conf.OmitArgPrefixes] = RayOptions()
 
+    def check(self) -> EngineConfig:
+        """ValueError naming the flag for values that cannot work; returns self."""
+        problems = [
+            (self.workers >= 0, f"--workers must be >= 0 (0: one per CPU core), got {self.workers}"),
+            (self.shards is None or self.shards >= 1, f"--shards must be >= 1, got {self.shards}"),
+            (self.max_failures >= 0, f"--max-failures must be >= 0, got {self.max_failures}"),
+            (self.torch_threads >= 1, f"--torch-threads must be >= 1, got {self.torch_threads}"),
+            (self.slurm.max_parallel is None or self.slurm.max_parallel >= 1,
+             f"--max-parallel must be >= 1, got {self.slurm.max_parallel}"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise ValueError(message)
+        self.parsed_shard()
+        return self
+
     def resolved_workers(self) -> int:
         return self.workers if self.workers > 0 else default_workers()
 

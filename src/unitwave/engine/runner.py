@@ -113,6 +113,8 @@ class RunSummary:
             s += f"; shards {self.failed_shards} did not finish: {how}"
         if self.failed:
             s += f"; see {Path(self.run_dir) / 'errors.jsonl'}"
+            if self.failed > self.max_failures and not self.failed_shards:
+                s += f" (more than --max-failures {self.max_failures}: exit status 1)"
         return s
 
 
@@ -142,6 +144,7 @@ def run_stage(
     from unitwave.config import save_config
 
     t0 = time.time()
+    engine.check()
     run = RunDir(out_dir)
     run.root.mkdir(parents=True, exist_ok=True)
     only = engine.parsed_shard()

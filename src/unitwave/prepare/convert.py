@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses as dc
+import logging
 import typing as tp
 from pathlib import Path
 
+import numpy as np
 import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
@@ -14,6 +16,8 @@ from unitwave.data.paths import OutputNames, safe_join
 from unitwave.data.records import audio_slice
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
+
+log = logging.getLogger("unitwave")
 
 
 @dc.dataclass(frozen=True)
@@ -60,12 +64,19 @@ class ConvertStage(Stage):
         write_wav(dst, audio, sr)
         out = {k: v for k, v in record.items() if k != "offset"}
         out.update({AUDIO_FIELD: str(dst), "duration": round(len(audio) / sr, 6), "source": src})
+        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+        if clipped:  # float sources can exceed full scale; 16-bit output cannot hold it
+            out["clipped_samples"] = clipped
+            log.warning("%s: %d samples (%.2f%%) beyond full scale were clipped in %s", src, clipped,
+                        100 * clipped / max(1, audio.size), dst.name)
         if record.get("offset") is not None:  # a slice
             out["source_offset"] = offset
         return out
 
 
 def run(cfg: ConvertConfig) -> tp.Any:
+    if not 1000 <= cfg.sample_rate <= 384000:
+        raise ValueError(f"--sample-rate must be a rate in Hz between 1000 and 384000, got {cfg.sample_rate}")
     from unitwave.engine.runner import run_stage
 
     stats = ReadStats()
