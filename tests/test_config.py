@@ -95,8 +95,9 @@ def test_print_config_round_trips(tmp_path, capsys):
 def test_save_config_is_loadable(tmp_path):
     cfg = parse(Outer, ["in", "--ratio", "0.75", "--names", "p", "q", "--flag"], "t")
     path = save_config(cfg, tmp_path / "out")
-    assert yaml.safe_load(path.read_text()) == to_dict(cfg)
-    assert parse(Outer, ["--config", str(path)], "t") == cfg
+    saved = yaml.safe_load(path.read_text())
+    assert saved == {**to_dict(cfg), "input": str(Path("in").absolute())}  # means the same from any folder
+    assert parse(Outer, ["--config", str(path)], "t") == dc.replace(cfg, input=Path("in").absolute())
 
 
 def test_cli_help_lists_commands_without_heavy_imports(cli):

@@ -180,6 +180,23 @@ def to_dict(cfg: tp.Any) -> dict[str, tp.Any]:
     return plain(cfg)
 
 
+def with_absolute_paths(cfg: T) -> T:
+    """``cfg`` with every path made absolute (against the working directory): a saved config then means
+    the same files from any directory (SLURM tasks, a rerun from elsewhere, ``--config`` later)."""
+
+    def absolute(v: tp.Any) -> tp.Any:
+        if dc.is_dataclass(v) and not isinstance(v, type):
+            changes = {f.name: absolute(getattr(v, f.name)) for f in dc.fields(v)}
+            return dc.replace(v, **{k: x for k, x in changes.items() if x is not getattr(v, k)})
+        if isinstance(v, Path):
+            return Path(os.path.abspath(v))
+        if isinstance(v, tuple) and any(isinstance(x, Path) for x in v):
+            return tuple(absolute(x) for x in v)
+        return v
+
+    return absolute(cfg)
+
+
 def _flatten(data: tp.Any, prefix: str = "") -> dict[str, tp.Any]:
     if isinstance(data, dict):
         out: dict[str, tp.Any] = {}
@@ -196,10 +213,10 @@ def changed_settings(saved: Path, cfg: tp.Any, ignore: tp.Iterable[str] = ()) ->
     file that no longer parses as this config counts as one change.
     """
     try:
-        old = to_dict(from_dict(type(cfg), read_yaml(saved)))
+        old = to_dict(with_absolute_paths(from_dict(type(cfg), read_yaml(saved))))
     except (ConfigError, TypeError):
         return [f"{saved} is not a config of this command"]
-    return diff_settings(old, to_dict(cfg), ignore)
+    return diff_settings(old, to_dict(with_absolute_paths(cfg)), ignore)
 
 
 def diff_settings(old: dict[str, tp.Any], new: dict[str, tp.Any], ignore: tp.Iterable[str] = ()) -> list[str]:
@@ -223,11 +240,11 @@ def to_yaml(cfg: tp.Any) -> str:
 
 
 def save_config(cfg: tp.Any, out_dir: Path, name: str = "config.yaml") -> Path:
-    """Write the resolved config next to the outputs it produced (atomically)."""
+    """Write the resolved config next to the outputs it produced (atomically), paths made absolute."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     tmp = path.with_name(f".{name}.tmp")
-    tmp.write_text(to_yaml(cfg), encoding="utf-8")
+    tmp.write_text(to_yaml(with_absolute_paths(cfg)), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
