@@ -69,6 +69,31 @@ def test_scores_of_a_batch_equal_scores_alone(utterances, index):
     assert utterance_log_probs(model, [np.array([], dtype=np.int64)]) == [0.0]
 
 
+def test_a_transformer_scores_longer_utterances_as_it_was_trained_on_them(utterances, tmp_path):
+    """Training keeps an utterance's first max_len units; scoring does the same instead of failing."""
+    import json
+
+    from unitwave.lm.commands import LMScoreConfig
+    from unitwave.lm.inference import score_command
+    from unitwave.train.portable import export
+
+    torch.manual_seed(0)
+    model = TransformerUnitLM(K, 16, 32, 1, 2, 0.0, max_len=6).eval()
+    long = [u for u in utterances if len(u) > 6][:3]
+    assert long
+    np.testing.assert_allclose(utterance_log_probs(model, long), utterance_log_probs(model, [u[:6] for u in long]))
+    units_txt = tmp_path / "u.txt"
+    units_txt.write_text("".join(" ".join(map(str, u)) + "\n" for u in long))
+    export(model, tmp_path / "model", arch=dict(model.config))
+    result = score_command(LMScoreConfig(tmp_path / "model", units_txt, tmp_path / "s.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert result["truncated"] == 3 and all(r["num_units"] == 6 and r["truncated_from"] > 6 for r in rows)
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"1 2\n3 {K + 5}\n")
+    with pytest.raises(ValueError, match=f"bad.txt:2 holds unit {K + 5}"):
+        score_command(LMScoreConfig(tmp_path / "model", bad, tmp_path / "s2.jsonl"))
+
+
 @pytest.mark.parametrize("index", [0, 1], ids=["lstm", "transformer"])
 def test_sample_shapes_seed_and_greedy(index):
     model = models()[index].eval()

@@ -189,3 +189,17 @@ def test_alignment_formats(tmp_path):
     bad.write_text('{"id": "x", "start": 0}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_phone_alignments(bad)
+
+
+def test_bad_segments_are_refused_and_the_report_is_strict_json(tmp_path):
+    import json
+
+    from unitwave.units.alignments import read_jsonl_alignments
+    from unitwave.units.quality import _finite
+
+    bad = tmp_path / "al.jsonl"
+    bad.write_text('{"id": "u", "phones": [[0.0, 0.2, "a"], [0.4, 0.3, "b"]]}\n')
+    with pytest.raises(ValueError, match=r"al.jsonl:1: segment 'b' \[0.4, 0.3\] must have 0 <= start < end"):
+        read_jsonl_alignments(bad)
+    text = json.dumps(_finite({"pnmi": float("nan"), "h": -0.0, "xs": [float("inf"), 1.5]}), allow_nan=False)
+    assert json.loads(text) == {"pnmi": None, "h": 0.0, "xs": [None, 1.5]} and "-0.0" not in text

@@ -41,11 +41,18 @@ def load_lm(path: Path, device: str = "cpu") -> torch.nn.Module:
 
 
 @torch.no_grad()
-def utterance_log_probs(model: torch.nn.Module, utterances: tp.Sequence[np.ndarray], batch_size: int = 64) -> list[float]:
-    """Summed natural-log probability of each utterance ``(units,)`` given SOS; empty ones score 0."""
+def utterance_log_probs(model: torch.nn.Module, utterances: tp.Sequence[np.ndarray], batch_size: int = 64,
+                        names: tp.Sequence[str] | None = None) -> list[float]:
+    """Summed natural-log probability of each utterance ``(units,)`` given SOS; empty ones score 0.
+
+    A model with a context length (transformer ``max_len``) scores the first ``max_len`` units of longer
+    utterances, as it was trained (see :func:`scored_length`). ``names``: how errors name utterances.
+    """
     model.eval()
     device = next(model.parameters()).device
     k = model.num_units
+    limit = scored_length(model)
+    utterances = [u[:limit] if limit else u for u in utterances]
     out = [0.0] * len(utterances)
     order = sorted((i for i, u in enumerate(utterances) if len(u)), key=lambda i: len(utterances[i]))
     for start in range(0, len(order), batch_size):
@@ -53,7 +60,9 @@ def utterance_log_probs(model: torch.nn.Module, utterances: tp.Sequence[np.ndarr
         items = [np.asarray(utterances[i], dtype=np.int64) for i in ids]
         for i, u in zip(ids, items):
             if u.max() >= k or u.min() < 0:
-                raise ValueError(f"utterance {i} holds unit {int(u.max())}, outside the model's 0..{k - 1}")
+                bad = int(u.max()) if u.max() >= k else int(u.min())
+                where = names[i] if names is not None else f"utterance {i + 1}"
+                raise ValueError(f"{where} holds unit {bad}, outside the model's 0..{k - 1}")
         batch = collate_units(items, model.sos, model.pad)
         logits = model(batch["inputs"].to(device), batch["lengths"])  # (N, k)
         idx = packed_index(batch["lengths"], batch["inputs"].shape[1])
@@ -64,6 +73,13 @@ def utterance_log_probs(model: torch.nn.Module, utterances: tp.Sequence[np.ndarr
         for j, i in enumerate(ids):
             out[i] = float(sums[j])
     return out
+
+
+def scored_length(model: torch.nn.Module) -> int:
+    """Most units of one utterance the model scores (its context length; 0: no limit)."""
+    from unitwave.lm.model import TransformerUnitLM
+
+    return int(model.max_len) if isinstance(model, TransformerUnitLM) else 0
 
 
 @torch.no_grad()
@@ -79,8 +95,9 @@ def sample_continuations(model: torch.nn.Module, prompts: tp.Sequence[tp.Sequenc
     results: list[list[int]] = [[] for _ in prompts]
     groups: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
-        if any(not 0 <= int(u) < k for u in p):
-            raise ValueError(f"prompt {i} holds a unit outside the model's 0..{k - 1}")
+        bad = [int(u) for u in p if not 0 <= int(u) < k]
+        if bad:
+            raise ValueError(f"prompt {i + 1} holds unit {bad[0]}, outside the model's 0..{k - 1}")
         groups.setdefault(len(p), []).append(i)
     for ids in groups.values():
         tokens = torch.tensor([[model.sos, *map(int, prompts[i])] for i in ids], dtype=torch.long, device=device)
@@ -128,19 +145,28 @@ def score_command(cfg: LMScoreConfig) -> dict[str, tp.Any]:
         raise ValueError(f"--batch-size must be >= 1 (got {cfg.batch_size})")
     model = load_lm(cfg.model, pick_device(cfg.device))
     ids, units = read_utterances(cfg.units)
-    scores = utterance_log_probs(model, units, cfg.batch_size)
+    if not any(len(u) for u in units):
+        raise ValueError(f"{cfg.units}: no units to score (the file is empty or has only empty lines)")
+    names = [f"{cfg.units}:{i + 1}" if rid is None else f"{cfg.units}: id {rid!r}" for i, rid in enumerate(ids)]
+    scores = utterance_log_probs(model, units, cfg.batch_size, names)
+    limit = scored_length(model)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    total_units = truncated = 0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, (rid, u, lp) in enumerate(zip(ids, units, scores)):
-            n = len(u)
+            n = min(len(u), limit) if limit else len(u)
+            total_units += n
             row = {"index": i, "id": rid, "logprob": lp, "num_units": n,
                    "logprob_per_unit": lp / n if n else None, "bits_per_unit": -lp / n / math.log(2) if n else None}
+            if n < len(u):
+                row["truncated_from"] = len(u)
+                truncated += 1
             f.write(json.dumps(row) + "\n")
-    total_units = sum(len(u) for u in units)
-    ppl = math.exp(-sum(scores) / total_units) if total_units else float("nan")
-    print(f"scored {len(units)} utterances ({total_units} units, perplexity {ppl:.3f}) -> {out}", flush=True)
-    return {"utterances": len(units), "units": total_units, "perplexity": ppl}
+    ppl = math.exp(-sum(scores) / total_units)
+    note = f"; {truncated} longer than the model's context: their first {limit} units scored" if truncated else ""
+    print(f"scored {len(units)} utterances ({total_units} units, perplexity {ppl:.3f}{note}) -> {out}", flush=True)
+    return {"utterances": len(units), "units": total_units, "perplexity": ppl, "truncated": truncated}
 
 
 def sample_command(cfg: LMSampleConfig) -> list[list[int]]:

@@ -61,6 +61,8 @@ def read_jsonl_alignments(path: Path) -> dict[str, list[Segment]]:
                     segs = [(float(s), float(e), str(label)) for s, e, label in rec["phones"]]
                 except (TypeError, ValueError):
                     raise ValueError(f"{where}: 'phones' must be a list of [start, end, label]") from None
+                for seg in segs:
+                    _check_segment(seg, where)
                 out.setdefault(str(uid), []).extend(segs)
                 continue
             label = rec.get("phone", rec.get("label", rec.get("token")))
@@ -73,8 +75,16 @@ def read_jsonl_alignments(path: Path) -> dict[str, list[Segment]]:
             )
             if label is None or start is None or end is None:
                 raise ValueError(f"{where}: expected 'phones', or 'start', 'end' (or 'duration') and 'phone'")
-            out.setdefault(str(uid), []).append((float(start), float(end), str(label)))
+            seg = (float(start), float(end), str(label))
+            _check_segment(seg, where)
+            out.setdefault(str(uid), []).append(seg)
     return out
+
+
+def _check_segment(seg: Segment, where: str) -> None:
+    start, end, label = seg
+    if not (0.0 <= start < end) or end != end:
+        raise ValueError(f"{where}: segment {label!r} [{start}, {end}] must have 0 <= start < end")
 
 
 def read_ctm(path: Path) -> dict[str, list[Segment]]:

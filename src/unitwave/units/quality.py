@@ -180,10 +180,21 @@ def report_quality(
     }
     output = Path(output)
     tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(output)
     print(summary_line(report), flush=True)
     return report
+
+
+def _finite(value: tp.Any) -> tp.Any:
+    """JSON has no NaN or infinity (strict parsers refuse them): undefined values become null, -0.0 is 0.0."""
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else value + 0.0
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def run(cfg: QualityConfig) -> dict[str, tp.Any]:
