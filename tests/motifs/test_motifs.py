@@ -105,3 +105,14 @@ def test_cli_smoke_and_bad_input(corpus, tmp_path, cli):
     mismatch.write_text("1 2 3\n")
     proc = cli("motifs", mismatch, tmp_path / "mm", "--timestamps", corpus.timestamped, env=env)
     assert proc.returncode == 2 and "does not match" in proc.stderr
+
+
+def test_empty_lines_stay_in_place_in_the_motif_corpus(tmp_path):
+    small = write_unit_corpus(tmp_path / "units", "tiny", num_utterances=6, k=12, num_words=4, seed=3)
+    lines = small.units_txt.read_text().splitlines()
+    gappy = tmp_path / "gappy_units.txt"
+    gappy.write_text("\n".join(["", *lines[:2], "", *lines[2:], "", ""]) + "\n")
+    run(MotifsConfig(gappy, tmp_path / "m", vocab_size=40, timestamps=None))
+    out = (tmp_path / "m" / "gappy_motifs.txt").read_text().splitlines()
+    src = gappy.read_text().splitlines()
+    assert len(out) == len(src) and [bool(x.strip()) for x in out] == [bool(x.strip()) for x in src]

@@ -4,7 +4,7 @@ Outputs (``<name>`` from ``<name>_units.txt``)::
 
     <name>_bpe.model        SentencePiece model over unit characters (unit u = chr(0xE000 + u))
     <name>_bpe.vocab        TSV: piece id, its unit sequence, score (readable: units, not characters)
-    <name>_motifs.txt       the corpus as piece ids, one utterance per line (an LM can train on it)
+    <name>_motifs.txt       the corpus as piece ids, line for line with the units file (an LM can train on it)
     <name>_motifs.jsonl     {"id", "pieces", "frames" per piece[, "run_frames" per run in dedup mode]}
     motif_analysis.json     top motifs (frequency, length, mean duration ms), coverage, length histograms
     config.yaml             the resolved config
@@ -160,9 +160,15 @@ def write_outputs(cfg: MotifsConfig, name: str, model: bytes, corpus: list[Utter
         for i, units in enumerate(pieces):
             text = " ".join(map(str, units)) if units else sp.id_to_piece(i)
             f.write(f"{i}\t{text}\t{sp.get_score(i) + 0.0:g}\n")
+    with open(cfg.units, "rb") as f:
+        total_lines = sum(1 for _ in f)
     with open(paths["motifs.txt"], "w", encoding="utf-8") as txt, open(paths["motifs.jsonl"], "w", encoding="utf-8") as js:
+        written = 0  # motifs.txt stays line-aligned with the units file: its empty lines stay empty
         for utt, ids, (_, frames, _) in zip(corpus, encoded, symbol_data):
+            txt.write("\n" * max(0, utt.line - 1 - written))
+            written = max(written, utt.line - 1)
             txt.write(" ".join(map(str, ids)) + "\n")
+            written += 1
             per_piece, pos = [], 0
             for p in ids:
                 per_piece.append(sum(frames[pos : pos + len(pieces[p])]))
@@ -171,6 +177,7 @@ def write_outputs(cfg: MotifsConfig, name: str, model: bytes, corpus: list[Utter
             if cfg.dedup:
                 row["run_frames"] = frames
             js.write(json.dumps(row) + "\n")
+        txt.write("\n" * max(0, total_lines - written))
     return paths
 
 

@@ -61,6 +61,8 @@ class Utterance:
     id: str
     units: list[int]
     frame_seconds: list[float]
+    #: 1-based line of the units file (0: not from a file)
+    line: int = 0
 
     def symbols(self, dedup: bool) -> tuple[list[int], list[int], list[float]]:
         """``(symbols, frames per symbol, seconds per symbol)`` in runs (dedup) or frames mode."""
@@ -102,7 +104,8 @@ def sibling_timestamped(units_txt: Path) -> Path | None:
 def load_corpus(units_txt: Path, timestamped: Path | None, frame_hop_s: float) -> list[Utterance]:
     """Read ``<name>_units.txt`` (+ the timestamped corpus for ids and frame durations).
 
-    Empty lines are skipped (an utterance without frames has no motif). The timestamped corpus must
+    Empty lines are skipped (an utterance without frames has no motif; each utterance keeps its line
+    number, so outputs can stay line-aligned with the input). The timestamped corpus must
     list the same utterances in the same order; a mismatch is an error naming both files and the line.
     """
     units_txt = Path(units_txt)
@@ -128,7 +131,7 @@ def load_corpus(units_txt: Path, timestamped: Path | None, frame_hop_s: float) -
                     hop = float(record.get("frame_hop_s", frame_hop_s)) if record is not None else frame_hop_s
                     seconds = [hop] * len(units)
                 rid = str(record["id"]) if record is not None and "id" in record else f"line{lineno:07d}"
-                out.append(Utterance(rid, units, seconds))
+                out.append(Utterance(rid, units, seconds, lineno))
     finally:
         if meta is not None:
             meta.close()
