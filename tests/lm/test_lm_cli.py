@@ -55,8 +55,11 @@ def test_train_beats_count_baselines_then_resume_score_sample(corpus, tmp_path, 
     assert (out / "checkpoints" / "best.ckpt").is_file() and (out / "config.yaml").is_file()
 
     # the same command with more epochs continues from latest.ckpt: only epoch 4 trains
-    stdout = unitwave(capsys, "lm", "train", corpus.units_txt, out, "--epochs", "4", *SMALL)
+    main([str(a) for a in ("lm", "train", corpus.units_txt, out, "--epochs", "4", *SMALL)])
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert "resuming from" in stdout and "epoch 4/4" in stdout and "epoch 1/4" not in stdout
+    assert "the saved cosine schedule was planned for 3 epochs" in captured.err  # said, not silent
     assert len(json.loads((out / "training_history.json").read_text())) == 4
     other = tmp_path / "other_units.txt"
     other.write_text(corpus.units_txt.read_text())

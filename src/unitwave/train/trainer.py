@@ -103,17 +103,34 @@ def _flatten(data: tp.Any, prefix: str = "") -> dict[str, tp.Any]:
     return {prefix[:-1]: data}
 
 
-def config_changes(ckpt_path: Path, new: dict[str, tp.Any]) -> list[str]:
-    """``key: old -> new`` for every option that differs from the config saved in ``ckpt_path``."""
+def saved_config(ckpt_path: Path) -> dict[str, tp.Any]:
+    """The command config saved in a checkpoint ({} when unreadable: Lightning reports that itself)."""
     import torch
 
     try:
-        old = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("config") or {}
-    except Exception:  # noqa: BLE001 - Lightning reports an unreadable checkpoint itself
-        return []
-    a, b = _flatten(old), _flatten(new)
+        return torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("config") or {}
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def config_changes(ckpt_path: Path, new: dict[str, tp.Any]) -> list[str]:
+    """``key: old -> new`` for every option that differs from the config saved in ``ckpt_path``."""
+    a, b = _flatten(saved_config(ckpt_path)), _flatten(new)
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.endswith("resume"))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]
+
+
+def schedule_note(ckpt_path: Path, cfg: TrainConfig) -> str | None:
+    """What happens to the learning rate when a run resumes with more epochs than its saved cosine
+    schedule was planned for (the schedule is part of the checkpoint: it is not stretched)."""
+    old = _flatten(saved_config(ckpt_path))
+    planned = next((v for k, v in old.items() if k.split(".")[-1] == "epochs"), None)
+    kind = next((v for k, v in old.items() if k.split(".")[-1] == "schedule"), None)
+    if kind != "cosine" or not isinstance(planned, int) or cfg.epochs <= planned:
+        return None
+    return (f"the saved cosine schedule was planned for {planned} epochs and ends there: epochs {planned + 1}-"
+            f"{cfg.epochs} run at its final learning rate (lr x min_lr_ratio = {cfg.lr * cfg.min_lr_ratio:g}). "
+            "To train longer under a schedule, start a new run (--resume none) with the epochs you want")
 
 
 def fit(
@@ -163,6 +180,9 @@ def fit(
         if changed:
             log.warning("resuming %s with options that differ from the saved run (the checkpoint's optimizer "
                         "and schedule state win): %s", ckpt_path, "; ".join(changed))
+        note = schedule_note(ckpt_path, cfg)
+        if note:
+            log.warning("%s", note)
     manual = not module.automatic_optimization
     strategy: tp.Any = "auto"
     if cfg.world_size > 1:
