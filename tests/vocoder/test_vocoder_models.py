@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses as dc
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,3 +340,33 @@ def test_chunk_windows_tile_the_utterance():
     wave = np.arange(25 * 4)
     kept = np.concatenate([w.keep(wave[w.start * 4 : w.end * 4]) for w in windows])
     np.testing.assert_array_equal(kept, wave)
+
+
+def test_bad_calls_are_refused_with_what_to_pass(tmp_path):
+    torch.manual_seed(5)
+    cfg = tiny()
+    save_vocoder(tmp_path / "voc", build_generator(cfg), cfg, extra={"f0_per_frame": 1})
+    voc = Vocoder.from_dir(tmp_path / "voc")
+    units = np.arange(10) % 20
+    hz = np.full(10, 120.0)
+    with pytest.raises(ValueError, match="needs 1 per unit frame"):
+        voc.synthesize(units, f0=np.repeat(hz, 2))  # twice as long: refused, not twice the audio
+    with pytest.raises(ValueError, match="pass F0 in Hz as floats"):
+        voc.synthesize(units, f0=np.full(10, 120))
+    with pytest.raises(ValueError, match="unit ids must be integers"):
+        voc.synthesize(units + 0.5, f0=hz)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        voc.synthesize(units, f0=hz, batch_size=0)
+    with pytest.raises(ValueError, match="max_chunk_s must be > 0"):
+        voc.synthesize(units, f0=hz, max_chunk_s=0)
+    with pytest.raises(ValueError, match="no speaker conditioning"):
+        voc.synthesize(units, f0=hz, speaker=1)
+    assert voc.synthesize(units.astype(float), f0=hz).shape == (10 * cfg.hop,)  # whole numbers as floats are fine
+
+
+def test_training_windows_shorter_than_the_mel_fft_are_refused():
+    from unitwave.config import ConfigError
+    from unitwave.vocoder.commands import VocoderTrainConfig
+
+    with pytest.raises(ConfigError, match="--segment-length must be at least 1024 samples"):
+        VocoderTrainConfig(output_dir=Path("x"), units=Path("u.jsonl"), segment_length=100).check()

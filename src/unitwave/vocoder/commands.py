@@ -95,7 +95,9 @@ class VocoderTrainConfig:
 
         self.train.check()
         rules = [
-            (self.segment_length >= 1, f"--segment-length must be >= 1 sample (got {self.segment_length})"),
+            (self.segment_length >= max(self.vocoder.mel.n_fft, 2 * self.vocoder.hop),
+             f"--segment-length must be at least {max(self.vocoder.mel.n_fft, 2 * self.vocoder.hop)} samples (the mel "
+             f"loss's FFT size and two frames), got {self.segment_length}"),
             (0.0 <= self.val_ratio < 1.0, f"--val-ratio must be in [0, 1) (got {self.val_ratio})"),
             (self.num_samples >= 0, f"--num-samples must be >= 0 (got {self.num_samples})"),
             (self.lr_g is None or self.lr_g > 0, f"--lr-g must be > 0 (got {self.lr_g})"),

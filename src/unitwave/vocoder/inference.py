@@ -123,11 +123,10 @@ class Vocoder:
 
     def _f0_input(self, f0: ArrayLike, frames: int, index: int) -> np.ndarray:
         arr = _as_array(f0)
-        if arr.ndim != 1 or len(arr) == 0 or len(arr) % frames:
-            raise ValueError(
-                f"utterance {index}: F0 has shape {arr.shape}; need one value (or r) per unit frame "
-                f"({frames})"
-            )
+        per_frame = self.card.get("f0_per_frame")  # known for vocoders unitwave trained (1)
+        if arr.ndim != 1 or len(arr) == 0 or len(arr) % frames or (per_frame and len(arr) != per_frame * frames):
+            need = f"{per_frame} per unit frame" if per_frame else "one value (or r) per unit frame"
+            raise ValueError(f"utterance {index}: F0 has shape {arr.shape}; this vocoder needs {need} ({frames} frames)")
         mode = self.cfg.hifigan.f0
         if mode == "continuous":
             return arr.astype(np.float32)
@@ -141,7 +140,8 @@ class Vocoder:
         else:
             bins = quantize_f0(arr, self.cfg.pitch)
         if bins.min() < 0 or bins.max() >= self.cfg.hifigan.f0_bins:
-            raise ValueError(f"utterance {index}: F0 bins must lie in [0, {self.cfg.hifigan.f0_bins})")
+            hint = " (integer F0 is read as bin indices: pass F0 in Hz as floats)" if np.issubdtype(arr.dtype, np.integer) else ""
+            raise ValueError(f"utterance {index}: F0 bins must lie in [0, {self.cfg.hifigan.f0_bins}){hint}")
         return bins
 
     def speaker_id(self, speaker: int | str) -> int:
@@ -211,9 +211,11 @@ class Vocoder:
         if isinstance(units, (np.ndarray, torch.Tensor)) and units.ndim == 2:
             units = list(units)  # (B, N): B sequences of N frames
         single = not isinstance(units, (list, tuple)) or (len(units) > 0 and np.isscalar(units[0]))
-        seqs = (
-            [_as_array(units).astype(np.int64)] if single else [_as_array(u).astype(np.int64) for u in units]
-        )
+        raw = [_as_array(units)] if single else [_as_array(u) for u in units]
+        for i, r in enumerate(raw):
+            if r.size and not np.issubdtype(r.dtype, np.integer) and not np.array_equal(r, np.round(r)):
+                raise ValueError(f"utterance {i}: unit ids must be integers, got values such as {r.flat[0]!r}")
+        seqs = [r.astype(np.int64) for r in raw]
         n = len(seqs)
         f0s = [f0] if single and f0 is not None else (list(f0) if f0 is not None else [None] * n)
         per_speaker = (
@@ -237,6 +239,12 @@ class Vocoder:
             raise ValueError("this vocoder is pitch-conditioned: pass f0 (Hz or bins) for every utterance")
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else 8
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_chunk_s is not None and max_chunk_s <= 0:
+            raise ValueError(f"max_chunk_s must be > 0 seconds (or None: one pass), got {max_chunk_s}")
+        if self.cfg.speaker_mode == "none" and any(s is not None for s in speakers):
+            raise ValueError("this vocoder has no speaker conditioning: leave speaker out")
         if predict_durations:
             if getattr(self.generator, "dur_predictor", None) is None:
                 raise ValueError("this vocoder has no duration predictor; pass frame-level units")

@@ -271,6 +271,7 @@ def train_vocoder(cfg: VocoderTrainConfig, echo: bool = True) -> dict[str, tp.An
     }
     export_best(result.best_path, out / "model", vc, table, hop_s, card={
         "task": "unit-vocoder", "data": data, "seed": t.seed, "metrics": metrics, "training_config": to_dict(cfg),
+        "f0_per_frame": 1 if vc.uses_f0 else None,  # trained on one F0 value per unit frame
         "checkpoint": str(result.best_path), "torch_threads": torch.get_num_threads(),
     })
     if echo:
