@@ -172,3 +172,20 @@ def test_a_record_with_offset_zero_is_its_slice_not_the_whole_file(tmp_path: Pat
     first = load_record_audio({"id": "f", "audio_filepath": str(tmp_path / "long.wav"), "offset": 0.0, "duration": 1.0})
     assert (whole.duration_s, len(whole.audio), whole.sliced) == (3.0, 3 * RATE, False)
     assert (first.duration_s, len(first.audio), first.sliced) == (1.0, RATE, True)
+
+
+def test_slices_of_one_file_keep_their_offsets_in_csv_and_intervals(corpus: CorpusInfo, tmp_path: Path, cli) -> None:
+    source = read_jsonl(corpus.manifest)[0]
+    path = str(corpus.root / source["audio_filepath"])
+    slices = tmp_path / "slices.jsonl"
+    slices.write_text(
+        json.dumps({"id": "a", "audio_filepath": path, "offset": 0.0, "duration": 1.5}) + "\n"
+        + json.dumps({"id": "b", "audio_filepath": path, "offset": 1.5, "duration": 1.5}) + "\n"
+    )
+    proc = cli("vad", slices, tmp_path / "out", "--name", "sl", "--vad-backend", "energy", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    columns, rows = read_csv(tmp_path / "out" / "sl.csv")
+    assert columns[:4] == ["id", "path", "offset_s", "duration_s"]
+    assert (float(rows["a"]["offset_s"]), float(rows["b"]["offset_s"])) == (0.0, 1.5)
+    intervals = {r["id"]: r for r in read_jsonl(tmp_path / "out" / "sl.segments.jsonl")}
+    assert intervals["b"]["offset"] == 1.5 and all(e <= 1.5 + 1e-6 for _, e in intervals["b"]["speech"])

@@ -2,10 +2,10 @@
 
 Outputs, for ``--name NAME`` (default ``<input folder name>_<YYYY-MM-DD>``)::
 
-    OUTPUT_DIR/NAME.csv              one row per file: duration, rate, channels, speech/silence figures
+    OUTPUT_DIR/NAME.csv              one row per file (or slice: offset_s): duration, rate, channels, speech/silence figures
     OUTPUT_DIR/NAME.meta.json        the CSV's sidecar: backend, versions, model hash, every parameter, totals
     OUTPUT_DIR/NAME.json             JSONL manifest: audio_filepath (absolute), duration, id (+ input fields)
-    OUTPUT_DIR/NAME.segments.jsonl   speech and pause intervals per file, in seconds
+    OUTPUT_DIR/NAME.segments.jsonl   speech and pause intervals per file, in seconds (from a slice's offset)
     OUTPUT_DIR/NAME/                 the run folder (config.yaml, run.json, shards, errors.jsonl, ...)
 
 Rerunning the same command (same name) resumes; ``unitwave status OUTPUT_DIR/NAME`` shows progress.
@@ -41,6 +41,7 @@ if tp.TYPE_CHECKING:
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
     "path",
+    "offset_s",
     "duration_s",
     "sample_rate",
     "channels",
@@ -229,13 +230,15 @@ def write_outputs(run: RunDir, outputs: dict[str, str], meta: dict[str, tp.Any])
         for rec in iter_jsonl(run.manifest):
             vad, rid, duration = rec["vad"], rec["id"], rec["duration"]
             path = str(resolve_audio(rec[AUDIO_FIELD], run.root))
-            table.write({"id": rid, "path": path, "duration_s": duration, **vad})
+            offset = rec.get("offset")  # slices: statistics and intervals are of the slice, times from its start
+            table.write({"id": rid, "path": path, "offset_s": offset, "duration_s": duration, **vad})
             rest = {k: v for k, v in rec.items() if k not in ("vad", AUDIO_FIELD, "duration", "id")}
             manifest.write({AUDIO_FIELD: path, "duration": duration, "id": rid, **rest})
             intervals.write(
                 {
                     "id": rid,
                     AUDIO_FIELD: path,
+                    **({"offset": offset} if offset is not None else {}),
                     "duration": duration,
                     "speech": vad["speech"],
                     "pauses": vad["pauses"],
