@@ -213,3 +213,15 @@ def test_reruns_redo_changed_records_and_never_share_an_output(tmp_path, cli):
     proc = cli("convert", manifest, tmp_path / "out", "--workers", "2", check=True)
     assert "1 done, 3 skipped, 0 failed" in proc.stdout, proc.stdout
     assert (tmp_path / "out" / again["z"]["audio_filepath"]).is_file()
+
+
+def test_inputs_that_are_no_input_say_so(tmp_path, cli):
+    notes = tmp_path / "readme.txt"
+    notes.write_text("These are my recordings.\nPlease convert them.")
+    proc = cli("convert", notes, tmp_path / "out")
+    assert proc.returncode == 2 and "none of the 2 input lines is a record" in proc.stderr
+    proc = cli("convert", tmp_path / "nowhere", tmp_path / "out2")
+    assert proc.returncode == 2 and "input not found" in proc.stderr and "folder of audio or a JSONL manifest" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = cli("convert", tmp_path / "empty", tmp_path / "out3", check=True)
+    assert "the input holds no records" in proc.stderr

@@ -29,6 +29,8 @@ def input_root(input_path: Path, relative_to: Path | None = None) -> Path:
     p = Path(os.path.abspath(input_path))
     if p.is_dir():
         return p
+    if not p.exists():
+        raise FileNotFoundError(f"input not found: {input_path} (expected a folder of audio or a JSONL manifest)")
     root = p.parent
     common: str | None = None
     for rec in iter_manifest_inputs(p, ReadStats(quiet=True)):

@@ -172,6 +172,11 @@ def run_stage(
         )
         if malformed_lines():
             run.update_info(input_malformed_lines=malformed_lines())
+        if int(info["input_records"]) == 0:
+            if malformed_lines():
+                raise RunDirError(f"none of the {malformed_lines()} input lines is a record (see the warnings above): "
+                                  "give a JSONL manifest, one JSON object per line, or a folder of audio")
+            log.warning("%s: the input holds no records (an empty folder or manifest): nothing to do", stage.name)
         command = _command_name(config)
         if command and only is None and info.get("command") != command:
             run.update_info(command=command)  # what SLURM tasks and `unitwave resubmit` run
