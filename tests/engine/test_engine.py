@@ -284,3 +284,9 @@ def test_engine_options_that_cannot_work_are_refused_before_anything_runs(tmp_pa
     with pytest.raises(ValueError, match=message):
         run(EchoStage(), records(3), tmp_path / "out", **{option: value})
     assert not (tmp_path / "out").exists()
+
+
+def test_status_of_a_folder_holding_run_folders_names_them(tmp_path):
+    run(EchoStage(), records(3), tmp_path / "outputs" / "corpus_2026-01-01")
+    with pytest.raises(RunDirError, match="the run folders inside it: corpus_2026-01-01"):
+        status_table(RunDir(tmp_path / "outputs"))

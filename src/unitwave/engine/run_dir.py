@@ -82,7 +82,9 @@ class RunDir:
     # ------------------------------------------------------------------ run.json
     def info(self) -> dict[str, tp.Any]:
         if not self.run_json.is_file():
-            raise RunDirError(f"{self.root} is not a unitwave run folder (no run.json)")
+            inside = sorted(p.parent.name for p in self.root.glob("*/run.json")) if self.root.is_dir() else []
+            hint = f"; the run folders inside it: {', '.join(inside[:8])}" if inside else ""
+            raise RunDirError(f"{self.root} is not a unitwave run folder (no run.json){hint}")
         return json.loads(self.run_json.read_text(encoding="utf-8"))
 
     def exists(self) -> bool:

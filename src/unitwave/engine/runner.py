@@ -277,7 +277,7 @@ def _refuse_changed_settings(run: RunDir, config: tp.Any, resume_ignores: tp.Ite
     if changes:
         raise RunDirError(
             f"{run.root} was made with other settings ({'; '.join(changes)}): its finished records would "
-            f"not be redone. Use a new output folder, or the same settings to resume"
+            f"not be redone. Use a new output folder (for vad: a new --name), or the same settings to resume"
         )
 
 
