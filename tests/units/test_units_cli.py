@@ -166,6 +166,17 @@ def test_bad_inputs_go_to_errors_and_bad_settings_are_named(corpus, cli, tmp_pat
     assert no_km.returncode == 2 and "not a k-means folder" in no_km.stderr
     too_many = cli("units", "fit", small, tmp_path / "km2", "--encoder", "mfcc", "--k", "100000")
     assert too_many.returncode == 2 and "k=100000 needs at least 100000 frames" in too_many.stderr
+    # a k-means folder whose card names another encoder than its centroids fit: one error before any shard
+    import shutil
+
+    shutil.copytree(km, tmp_path / "km_edited")
+    card_path = tmp_path / "km_edited" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["encoder"] = {**card["encoder"], "kind": "logmel", "preset": "logmel"}
+    card_path.write_text(json.dumps(card))
+    edited = cli("units", "encode", manifest, tmp_path / "o3", "--kmeans", tmp_path / "km_edited")
+    assert edited.returncode == 2 and "fitted on another encoder" in edited.stderr and "Traceback" not in edited.stderr
+    assert not (tmp_path / "o3").exists()
 
 
 def test_a_kmeans_fitted_with_another_chunk_length_is_not_reused(tmp_path):

@@ -164,6 +164,10 @@ def encode_corpus(cfg: EncodeConfig, config: tp.Any = None) -> tp.Any:
     )
     stats = ReadStats()
     model = dict(card["encoder"]).get("kind") in SSL_KINDS
+    if not model:  # a feature encoder costs nothing to build: a folder that cannot work fails here, once
+        from unitwave.units.extractor import UnitExtractor
+
+        UnitExtractor.from_dir(cfg.kmeans, device="cpu", model_path=cfg.model_path)
     return run_stage(
         stage,
         lambda: iter_inputs(cfg.input, stats),
