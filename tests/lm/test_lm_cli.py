@@ -85,7 +85,12 @@ def test_train_bad_input_and_bad_flags(tmp_path, capsys):
     good = tmp_path / "ok_units.txt"
     good.write_text("1 2 3\n")
     assert "--grad-accum must be >= 1" in failing(capsys, "lm", "train", good, tmp_path / "out", "--grad-accum", "0")
-    assert "no validation utterances" in failing(capsys, "lm", "train", good, tmp_path / "out", "--val-ratio", "0.0")
+    assert "training and validation need at least 2" in failing(capsys, "lm", "train", good, tmp_path / "out")
+    three = tmp_path / "three_units.txt"
+    three.write_text("1 2 3\n4 5 6\n7 8 9\n")
+    assert "no validation utterances" in failing(capsys, "lm", "train", three, tmp_path / "out", "--val-ratio", "0.0")
+    (tmp_path / "empty.txt").write_text("\n")
+    assert "--val-units" in failing(capsys, "lm", "train", three, tmp_path / "out", "--val-units", tmp_path / "empty.txt")
     assert "unit corpus not found" in failing(capsys, "lm", "train", tmp_path / "missing.txt", tmp_path / "out")
 
 

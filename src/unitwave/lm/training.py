@@ -35,11 +35,17 @@ def load_splits(cfg: LMTrainConfig) -> tuple[UnitSequences, UnitSequences, int, 
         train_scan = val_scan = scan_units(cfg.units, cfg.val_ratio, cfg.split_salt)
         scans = [train_scan]
         train_sel, val_sel = ~train_scan.is_val, train_scan.is_val
+    total = int(train_sel.sum() + (0 if cfg.val_units else val_sel.sum()))
+    if not cfg.val_units and total < 2:
+        raise ValueError(f"{cfg.units}: {total} non-empty utterance(s); training and validation need at least 2 "
+                         "(or give --val-units)")
     if not train_sel.any():
         raise ValueError(f"{cfg.units}: no training utterances (is the file empty, or --val-ratio too high?)")
     if not val_sel.any():
-        source = cfg.val_units or f"{cfg.units} with --val-ratio {cfg.val_ratio}"
-        raise ValueError(f"no validation utterances in {source}; raise --val-ratio or give --val-units")
+        if cfg.val_units:
+            raise ValueError(f"--val-units {cfg.val_units}: no utterances with units in it")
+        raise ValueError(f"no validation utterances in {cfg.units} with --val-ratio {cfg.val_ratio}; raise "
+                         "--val-ratio or give --val-units")
     k = resolve_k(cfg.k, scans)
     max_len = cfg.max_len
     train = UnitSequences(train_scan, train_sel, max_len, cfg.load_on_the_fly)
