@@ -142,3 +142,13 @@ def test_positional_fields_are_found():
     from unitwave.config import positional_fields
 
     assert positional_fields(Outer) == ["input"]
+
+
+def test_a_key_written_outside_its_section_is_shown_where_it_belongs():
+    from unitwave.lm.commands import LMTrainConfig
+    from unitwave.prepare.convert import ConvertConfig
+
+    with pytest.raises(ConfigError, match=r"'epochs'; it belongs in section 'train': write train: \{epochs: ...\}"):
+        from_dict(LMTrainConfig, {"epochs": 2})
+    with pytest.raises(ConfigError, match=r"write engine: \{slurm: \{partition: ...\}\}"):
+        from_dict(ConvertConfig, {"partition": "gpu"})

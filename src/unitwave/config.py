@@ -137,8 +137,15 @@ def from_dict(cls: type[T], data: dict[str, tp.Any], where: str = "", base: tp.A
         key = str(raw_key).replace("-", "_")
         path = f"{where}.{raw_key}" if where else str(raw_key)
         if key not in fields:
+            nested = _nested_home(cls, key)
             close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(fields)}"
+            if nested:
+                form = f"{key}: ..."
+                for part in reversed(nested.split(".")):
+                    form = f"{part}: {{{form}}}"
+                hint = f"; it belongs in section {nested!r}: write {form}"
+            else:
+                hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(fields)}"
             raise ConfigError(f"unknown config key {path!r}{hint}")
         inner_base = getattr(base, key) if base is not None else _default_of(fields[key])
         kwargs[key] = _convert(value, hints[key], path, None if inner_base is dc.MISSING else inner_base)
@@ -148,6 +155,21 @@ def from_dict(cls: type[T], data: dict[str, tp.Any], where: str = "", base: tp.A
         value = getattr(base, name) if base is not None else _default_of(f)
         kwargs[name] = tyro.MISSING if value is dc.MISSING else value
     return cls(**kwargs)
+
+
+def _nested_home(cls: type, key: str) -> str | None:
+    """The dotted section of ``cls`` (searched depth first) that has a field named ``key``, if any."""
+    hints = tp.get_type_hints(cls, include_extras=True)
+    for f in dc.fields(cls):
+        inner = _unwrap(hints[f.name])
+        if not (isinstance(inner, type) and dc.is_dataclass(inner)):
+            continue
+        if key in {g.name for g in dc.fields(inner)}:
+            return f.name
+        deeper = _nested_home(inner, key)
+        if deeper:
+            return f"{f.name}.{deeper}"
+    return None
 
 
 def positional_fields(cls: type) -> list[str]:
