@@ -107,7 +107,8 @@ def run_config(options: dict[str, tp.Any], units: Path, val_units: Path | None, 
         import difflib
 
         close = difflib.get_close_matches(bad, sorted(top_fields | train_fields), n=1)
-        raise ConfigError(f"grid option {bad!r} is not an option of unitwave lm train" + (f"; did you mean {close[0]!r}?" if close else ""))
+        raise ConfigError(f"{bad!r} (under base: or grid: in the grid file) is not an option of unitwave lm train"
+                          + (f"; did you mean {close[0]!r}?" if close else ""))
     data = {**top, "units": str(units), "output_dir": str(run_dir), "val_units": str(val_units) if val_units else None, "train": train}
     cfg = from_dict(LMTrainConfig, data, "grid")
     # the engine's workers are daemon processes (no DataLoader workers) with one device each

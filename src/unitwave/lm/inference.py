@@ -37,6 +37,9 @@ def load_lm(path: Path, device: str = "cpu") -> torch.nn.Module:
     path = Path(path)
     if path.is_dir() and not (path / "model_card.json").is_file() and (path / "model" / "model_card.json").is_file():
         path = path / "model"
+    if path.is_dir() and not (path / "model_card.json").is_file() and (path / "checkpoints").is_dir():
+        raise FileNotFoundError(f"{path}: a training run with checkpoints but no exported model (it did not finish): "
+                                "rerun its `unitwave lm train` command to resume it; it exports model/ at the end")
     return load_exported(path, device=device)
 
 
@@ -170,8 +173,8 @@ def score_command(cfg: LMScoreConfig) -> dict[str, tp.Any]:
 
 
 def sample_command(cfg: LMSampleConfig) -> list[list[int]]:
-    if cfg.num_samples < 1 or cfg.length < 0:
-        raise ValueError("--num-samples must be >= 1 and --length >= 0")
+    if cfg.num_samples < 1 or cfg.length < 0 or cfg.top_k < 0:
+        raise ValueError("--num-samples must be >= 1, --length >= 0 and --top-k >= 0 (0: no top-k)")
     model = load_lm(cfg.model, pick_device(cfg.device))
     if cfg.prompts_file is not None:
         _, prompt_units = read_utterances(cfg.prompts_file)
