@@ -200,3 +200,25 @@ def test_report_escapes_ids_titles_and_curve_names():
     page = render_report(evil, {}, {"note": evil}, [row], {"evaluated": 1, "failed": 0}, curves)
     assert "<script" not in page and "onerror=alert(2)>" not in page and "&lt;script&gt;" in page
     assert page.count("<img") == 2  # the two spectrograms, nothing injected
+
+
+def test_identical_audio_counts_as_infinite_snr_and_changed_synth_files_are_evaluated_again(tmp_path, cli):
+    manifest, synth = corpus_and_synth(tmp_path, utterances=2, skip_last=False)
+    # the originals against themselves: SNR is infinite, kept out of the mean but counted
+    same = tmp_path / "same"
+    cli("eval", "resynth", manifest, manifest.parent, same, "--workers", "1", check=True)
+    results = json.loads((same / "test_results.json").read_text())
+    assert all(r["snr_db"] is None and r["snr_infinite"] for r in results["files"])
+    assert results["summary"]["snr_db"]["n"] == 0 and results["summary"]["snr_db"]["infinite"] == 2
+    assert "identical: &infin;" in (same / "report.html").read_text()
+    # a synthesized file rewritten in place (a retrained vocoder) is evaluated again on rerun
+    out = tmp_path / "eval"
+    cli("eval", "resynth", manifest, synth, out, "--workers", "1", check=True)
+    first = json.loads((out / "test_results.json").read_text())["files"][0]
+    victim = Path(first["synth_filepath"])
+    x, sr = sf.read(victim)
+    sf.write(victim, 0.5 * x, sr)
+    proc = cli("eval", "resynth", manifest, synth, out, "--workers", "1", check=True)
+    assert "1 done, 1 skipped" in proc.stdout
+    again = json.loads((out / "test_results.json").read_text())["files"][0]
+    assert again["snr_db"] != first["snr_db"]

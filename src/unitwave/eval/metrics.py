@@ -71,7 +71,8 @@ def convention(cfg: MetricsConfig) -> dict[str, tp.Any]:
         "sample_rate": cfg.sample_rate,
         "alignment": f"lag maximising the waveform cross-correlation within +-{cfg.max_lag_ms:g} ms, removed "
         "before SNR and F0; MCD uses DTW instead",
-        "snr_db": "10*log10(sum(orig^2) / sum((orig - synth)^2)) over the aligned overlap, no gain fitted",
+        "snr_db": "10*log10(sum(orig^2) / sum((orig - synth)^2)) over the aligned overlap, no gain fitted; "
+                  "identical signals: infinite (null per file with snr_infinite, counted apart in the summary)",
         "mcd_db": {
             "formula": "(10/ln 10) * sqrt(2 * sum_{d=1..M} (c_d - c'_d)^2), averaged over DTW path steps",
             "mel_cepstrum": "WORLD CheapTrick power envelope -> real cepstrum (c0 halved) -> SPTK freqt",
@@ -229,4 +230,7 @@ def summarise(rows: tp.Sequence[dict[str, tp.Any]]) -> dict[str, dict[str, float
             "max": float(vals.max()),
             "n": len(vals),
         }
+    infinite = sum(1 for r in rows if r.get("snr_infinite"))
+    if infinite and "snr_db" in out:  # identical pairs: infinite SNR, left out of the statistics, counted here
+        out["snr_db"]["infinite"] = infinite
     return out

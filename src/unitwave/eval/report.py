@@ -114,8 +114,9 @@ def _summary_table(summary: dict[str, dict[str, tp.Any]]) -> str:
         cells = "".join(
             f'<td class="num">{_num(s.get(k))}</td>' for k in ("mean", "median", "std", "min", "max")
         )
+        files = f'{s.get("n", 0)}' + (f' (+{s["infinite"]} identical: &infin;)' if s.get("infinite") else "")
         rows.append(
-            f'<tr><td>{key}</td>{cells}<td class="num">{s.get("n", 0)}</td>'
+            f'<tr><td>{key}</td>{cells}<td class="num">{files}</td>'
             f"<td>{html.escape(target)}</td></tr>"
         )
     return f'<table class="summary">{head}{"".join(rows)}</table>'

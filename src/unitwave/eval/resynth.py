@@ -183,6 +183,8 @@ class EvalStage(Stage):
             }
         )
         out.update({k: _finite(v) for k, v in metrics.items()})
+        if metrics.get("snr_db") == math.inf:  # identical signals: JSON has no infinity, so say it
+            out["snr_infinite"] = True
         return out
 
     def finalize(self, run: RunDir) -> None:
