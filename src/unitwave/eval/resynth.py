@@ -289,6 +289,9 @@ def eval_inputs(cfg: EvalResynthConfig, stats: ReadStats) -> tp.Iterator[Record]
 def run(cfg: EvalResynthConfig) -> tp.Any:
     from unitwave.engine.runner import run_stage
 
+    if Path(cfg.orig_manifest).is_dir():
+        raise ValueError(f"{cfg.orig_manifest} is a folder; eval resynth compares records of a manifest (their "
+                         "offsets and ids): give the manifest of the originals, e.g. the input.jsonl of the resynth run")
     if not Path(cfg.orig_manifest).is_file():
         raise FileNotFoundError(f"original manifest not found: {cfg.orig_manifest}")
     if not Path(cfg.synth_dir).is_dir():
