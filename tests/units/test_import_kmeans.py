@@ -55,3 +55,7 @@ def test_import_checks_the_encoder_dimension(tmp_path, cli):
         "--trust-pickle",
     )
     assert proc.returncode == 2 and "dimension 13 but mfcc" in proc.stderr
+    # a preset's dimension is known without its weights (none are on this machine)
+    proc = cli("units", "import-kmeans", tmp_path / "km13.bin", tmp_path / "out2", "--encoder", "hubert-base",
+               "--trust-pickle")
+    assert proc.returncode == 2 and "dimension 13 but preset hubert-base gives 768" in proc.stderr

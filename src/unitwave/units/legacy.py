@@ -79,7 +79,16 @@ def run(cfg: ImportKmeansConfig) -> dict[str, tp.Any]:
         try:
             encoder = build_encoder(spec, "cpu")
         except FileNotFoundError as e:
-            log.warning("import-kmeans: encoder not checked (%s)", e)
+            from unitwave.units.presets import PRESETS
+
+            known = PRESETS[spec.preset].dim if spec.preset in PRESETS and spec.model == PRESETS[spec.preset].model else 0
+            if known and known != centroids.shape[1]:  # a preset's dimension is known without its weights
+                raise ValueError(
+                    f"{path}: centroids have dimension {centroids.shape[1]} but preset {spec.preset} gives "
+                    f"{known}: pass the encoder the k-means was fitted on"
+                ) from None
+            log.warning("import-kmeans: encoder weights not here (%s); %s", e,
+                        f"dimension {known} checked from the preset" if known else "dimension not checked")
         else:
             spec = encoder.spec
             if encoder.dim != centroids.shape[1]:

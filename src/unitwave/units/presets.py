@@ -33,24 +33,25 @@ class Preset:
     frame_hop: int  # samples at 16 kHz
     receptive_field: int  # samples at 16 kHz
     note: str = ""
+    dim: int = 0  # feature dimension of the layer read (0: depends on options); known without the weights
 
 
 #: preset name -> encoder (a plain dict: add an entry to add a preset)
 PRESETS: dict[str, Preset] = {
     "mms-300m": Preset(
-        "transformers", "facebook/mms-300m", 14, 320, 400, "wav2vec2 large, 24 layers, the users' default"
+        "transformers", "facebook/mms-300m", 14, 320, 400, "wav2vec2 large, 24 layers, the users' default", 1024
     ),
     "xlsr-53": Preset(
-        "transformers", "facebook/wav2vec2-large-xlsr-53", 14, 320, 400, "wav2vec2 large, 24 layers"
+        "transformers", "facebook/wav2vec2-large-xlsr-53", 14, 320, 400, "wav2vec2 large, 24 layers", 1024
     ),
     "hubert-base": Preset(
-        "transformers", "facebook/hubert-base-ls960", 6, 320, 400, "HuBERT base, 12 layers"
+        "transformers", "facebook/hubert-base-ls960", 6, 320, 400, "HuBERT base, 12 layers", 768
     ),
     "mhubert-147": Preset(
-        "transformers", "utter-project/mHuBERT-147", 9, 320, 400, "HuBERT base, 12 layers, 147 languages"
+        "transformers", "utter-project/mHuBERT-147", 9, 320, 400, "HuBERT base, 12 layers, 147 languages", 768
     ),
     "w2v-bert-2": Preset(
-        "transformers", "facebook/w2v-bert-2.0", 17, 320, 560, "conformer, 24 layers, fbank input"
+        "transformers", "facebook/w2v-bert-2.0", 17, 320, 560, "conformer, 24 layers, fbank input", 1024
     ),
     "mfcc": Preset("mfcc", "", 0, 160, 400, "13 MFCC + deltas + delta-deltas (39-d), HuBERT iteration 0"),
     "logmel": Preset("logmel", "", 0, 160, 400, "80 Kaldi log-mel bins"),
