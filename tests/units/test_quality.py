@@ -58,13 +58,14 @@ def test_runs_and_times_of_a_record():
             "k": 4,
         }
     )
-    assert list(line)[:8] == [
+    assert list(line)[:9] == [
         "id",
         "audio_filepath",
         "duration",
         "encoder",
         "layer",
         "k",
+        "kmeans_id",
         "frame_hop_s",
         "frame_offset_s",
     ]

@@ -154,6 +154,11 @@ def test_speakers_and_mismatched_folders(unit_corpus, trained_vocoder, vocoder_a
     fails(resynth_args(unit_corpus, voc, manifest, tmp_path / "x", "--speaker", str(len(names) + 5)), "out of range")
     fails(resynth_args(unit_corpus, trained_vocoder.run, manifest, tmp_path / "x", "--speaker", two[0]["speaker"]),
           "has no speaker conditioning")
+    other_km = tmp_path / "km_seed7"  # same encoder, k and frame rate; other clusters
+    main(["units", "fit", str(manifest), str(other_km), "--encoder", "mfcc", "--frame-rate", "50", "--k", "16",
+          "--seed", "7"])
+    fails(["resynth", str(manifest), str(tmp_path / "x"), "--units", str(other_km), "--vocoder", str(voc)],
+          "was trained on units of another k-means")
     km100 = tmp_path / "km100"  # MFCC at 100 Hz: 10 ms units for a vocoder trained on 20 ms ones
     main(["units", "fit", str(manifest), str(km100), "--encoder", "mfcc", "--k", "8"])
     fails(["resynth", str(manifest), str(tmp_path / "x"), "--units", str(km100), "--vocoder", str(voc)],

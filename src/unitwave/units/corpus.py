@@ -2,7 +2,7 @@
 
 ``<name>_corpus_timestamped.jsonl`` holds one utterance per line (see docs/FORMATS.md)::
 
-    {"id", "audio_filepath", "duration", "encoder", "layer", "k", "frame_hop_s", "frame_offset_s",
+    {"id", "audio_filepath", "duration", "encoder", "layer", "k", "kmeans_id", "frame_hop_s", "frame_offset_s",
      "units": [u, ...], "times": [[start_s, end_s], ...], "runs": [[unit, start_s, end_s], ...], ...}
 
 Times are seconds from the start of the utterance's audio (from its ``offset`` when it is a slice).
@@ -25,7 +25,7 @@ from unitwave.data.manifest import ManifestWriter, Record, iter_jsonl
 
 TIME_DECIMALS = 6  # 1 us
 #: fields every corpus line starts with, in this order; other fields of the record follow unchanged
-CORPUS_FIELDS = ("id", "audio_filepath", "duration", "encoder", "layer", "k", "frame_hop_s", "frame_offset_s")
+CORPUS_FIELDS = ("id", "audio_filepath", "duration", "encoder", "layer", "k", "kmeans_id", "frame_hop_s", "frame_offset_s")
 
 
 def corpus_path(folder: Path, name: str) -> Path:

@@ -68,7 +68,10 @@ class EncodeStage(Stage):
         corpus_name: str,
         alignments: Path | None = None,
     ) -> None:
+        from unitwave.units.extractor import kmeans_id
+
         self.km_dir = Path(km_dir).absolute()
+        self.kmeans_id = kmeans_id(self.km_dir)
         self.device = device
         self.precision = precision
         self.model_path = model_path
@@ -114,6 +117,7 @@ class EncodeStage(Stage):
                         "encoder": spec.label,
                         "layer": spec.layer or None,
                         "k": ex.k,
+                        "kmeans_id": self.kmeans_id,
                         "frame_hop_s": spec.frame_hop_s,
                         "frame_offset_s": spec.frame_offset_s,
                         "units": [int(u) for u in ids],

@@ -72,6 +72,13 @@ def check_compatible(km_card: dict[str, tp.Any], voc: Vocoder, speaker: str | No
             f"{km_dir} gives units every {hop * 1000:g} ms but {voc_dir} was trained on {voc.frame_hop_s * 1000:g} ms "
             "frames: use the k-means folder the vocoder's unit corpus was encoded with"
         )
+    from unitwave.units.extractor import kmeans_id
+
+    trained_on = (voc.card.get("data") or {}).get("kmeans_id")
+    if trained_on and trained_on != kmeans_id(km_dir):
+        raise ValueError(f"{voc_dir} was trained on units of another k-means (id {trained_on}) than {km_dir} "
+                         f"(id {kmeans_id(km_dir)}): its unit ids would mean other clusters; use the k-means folder "
+                         "its unit corpus was encoded with")
     k = int(km_card["k"])
     if k > voc.num_units:
         raise ValueError(f"{km_dir} has k={k} units but {voc_dir} knows only {voc.num_units}: "

@@ -246,7 +246,7 @@ def train_vocoder(cfg: VocoderTrainConfig, echo: bool = True) -> dict[str, tp.An
     data = {
         "units_corpus": str(Path(cfg.units).absolute()),
         "audio_manifest": str(Path(cfg.audio).absolute()) if cfg.audio else None,
-        "frame_hop_s": hop_s, "k": vc.hifigan.num_units,
+        "frame_hop_s": hop_s, "k": vc.hifigan.num_units, "kmeans_id": corpus_kmeans_id(Path(cfg.units)),
         "train_utterances": len(train_utts), "val_utterances": len(val_utts),
         "train_seconds": round(sum(len(u.units) for u in train_utts) * hop_s, 3),
         "val_seconds": round(sum(len(u.units) for u in val_utts) * hop_s, 3),
@@ -278,6 +278,16 @@ def train_vocoder(cfg: VocoderTrainConfig, echo: bool = True) -> dict[str, tp.An
         print(f"vocoder: best val_mel_loss {metrics['val_mel_loss']:.4f} at epoch {result.best_epoch} "
               f"-> {out / 'model'}", flush=True)
     return metrics
+
+
+def corpus_kmeans_id(corpus: Path) -> str | None:
+    """The ``kmeans_id`` of a unit corpus (its first record's; None for corpora written without one)."""
+    from unitwave.data.manifest import ReadStats, iter_jsonl
+
+    for rec in iter_jsonl(corpus, ReadStats(quiet=True)):
+        value = rec.get("kmeans_id")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def export_best(checkpoint: Path, folder: Path, vc: VocoderConfig, speakers: list[str] | None, hop_s: float,
