@@ -222,3 +222,22 @@ def test_identical_audio_counts_as_infinite_snr_and_changed_synth_files_are_eval
     assert "1 done, 1 skipped" in proc.stdout
     again = json.loads((out / "test_results.json").read_text())["files"][0]
     assert again["snr_db"] != first["snr_db"]
+
+
+def test_training_curves_leave_out_bookkeeping_and_ticks_tell_values_apart(tmp_path):
+    from unitwave.eval.plots import line_chart_svg, nice_ticks
+    from unitwave.eval.report import training_curves
+
+    log = tmp_path / "training_log.json"
+    log.write_text(json.dumps({"history": [
+        {"epoch": e, "val_mel_loss": 4.99 + 0.001 * e, "best": 4.99, "best_epoch": 1, "seconds": 3.1, "lr_1": 2e-4}
+        for e in (1, 2, 3, 4, 5)]}))
+    curves = training_curves(log)
+    assert set(curves) == {"val_mel_loss", "lr_1"}
+    svg = line_chart_svg({"val_mel_loss": curves["val_mel_loss"]}, x_label="epoch")
+    labels = re.findall(r">([-0-9.]+)</text>", svg)
+    y_labels = [x for x in labels if "." in x]
+    assert len(set(y_labels)) == len(y_labels) >= 3  # distinct values, not five times "4.99"
+    assert not any("." in x for x in labels if x not in y_labels) and "1.5" not in labels  # whole epochs
+    ticks, decimals = nice_ticks(0.9, 12.1, integer=True)
+    assert ticks == [2, 4, 6, 8, 10, 12] and decimals == 0

@@ -103,8 +103,19 @@ def spectrogram_png(
     return png_bytes(np.ascontiguousarray(rgb))
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.3g}"
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> tuple[list[float], int]:
+    """About ``count`` round tick values (steps of 1, 2 or 5 x 10^n) inside ``[lo, hi]``, and the decimals
+    that tell them apart; ``integer`` keeps steps >= 1 (epochs)."""
+    span = hi - lo
+    raw = span / max(1, count - 1) if span > 0 else 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 5, 10)), key=lambda st: abs(math.log(st / raw)))
+    if integer:
+        step = max(1.0, round(step))
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+    decimals = 0 if integer else max(0, -math.floor(math.log10(step) + 1e-9))
+    return ticks or [lo], decimals
 
 
 def line_chart_svg(
@@ -151,12 +162,14 @@ def line_chart_svg(
             f'height="{height - top - bottom}" fill="none" stroke="#ccc"/>'
         )
     ]
-    for k in range(5):
-        yv = y0 + (y1 - y0) * k / 4
-        parts.append(f'<text x="{left - 4}" y="{sy(yv) + 3:.1f}" text-anchor="end">{_fmt(yv)}</text>')
-        xv = x0 + (x1 - x0) * k / 4
+    y_ticks, y_dec = nice_ticks(y0, y1)
+    for yv in y_ticks:
+        parts.append(f'<text x="{left - 4}" y="{sy(yv) + 3:.1f}" text-anchor="end">{yv:.{y_dec}f}</text>')
+    whole = all(float(x).is_integer() for x, _ in pts)
+    x_ticks, x_dec = nice_ticks(x0, x1, integer=whole)
+    for xv in x_ticks:
         parts.append(
-            f'<text x="{sx(xv):.1f}" y="{height - bottom + 12}" text-anchor="middle">{_fmt(xv)}</text>'
+            f'<text x="{sx(xv):.1f}" y="{height - bottom + 12}" text-anchor="middle">{xv:.{x_dec}f}</text>'
         )
     if x_label:
         parts.append(

@@ -32,6 +32,8 @@ FILE_COLUMNS = (
     ("length_ratio", "length ratio", 3),
 )
 _X_KEYS = ("epoch", "step", "global_step", "iteration")
+#: training-log columns that are bookkeeping, not curves (best-so-far values, timings)
+_BOOKKEEPING = frozenset({"seconds", "time", "wall_seconds", "elapsed", "epoch_seconds"})
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
@@ -89,7 +91,8 @@ def training_curves(path: Path) -> dict[str, tuple[list[float], list[float]]]:
         for i, rec in enumerate(r for r in data if isinstance(r, dict)):
             x = next((float(rec[k]) for k in _X_KEYS if isinstance(rec.get(k), (int, float))), float(i))
             for name, value in rec.items():
-                if name in _X_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)):
+                if (name in _X_KEYS or name in _BOOKKEEPING or name.startswith("best")
+                        or isinstance(value, bool) or not isinstance(value, (int, float))):
                     continue
                 xs, ys = series.setdefault(name, ([], []))
                 xs.append(x)
