@@ -290,3 +290,33 @@ def test_status_of_a_folder_holding_run_folders_names_them(tmp_path):
     run(EchoStage(), records(3), tmp_path / "outputs" / "corpus_2026-01-01")
     with pytest.raises(RunDirError, match="the run folders inside it: corpus_2026-01-01"):
         status_table(RunDir(tmp_path / "outputs"))
+
+
+def test_status_and_counts_follow_the_current_input(tmp_path):
+    recs = records(6)
+    run(EchoStage(), recs, tmp_path, workers=1, shards=2)
+    changed = [{**r, "keep": -1} for r in recs[:4]] + recs[4:]  # four records changed under their ids
+    states = RunDir(tmp_path).shard_states()
+    assert sum(s.records for s in states) == 6
+    run_dir = RunDir(tmp_path)
+    run_dir.prepare("echo", changed, None, lambda n: 2)
+    assert sum(s.records for s in run_dir.shard_states()) == 2  # stale results are not counted as done
+    s = run(EchoStage(), changed, tmp_path, workers=1)
+    assert (s.processed, s.skipped) == (4, 2)
+    # repeated ids: the count in the summary follows the input, up and down
+    s = run(EchoStage(), changed + [changed[0]], tmp_path, workers=1)
+    assert s.duplicate_ids == 1
+    s = run(EchoStage(), changed, tmp_path, workers=1)
+    assert s.duplicate_ids == 0 and "left out" not in s.line()
+
+
+def test_folder_ids_never_collide(tmp_path):
+    import soundfile as sf
+
+    from unitwave.data.inputs import iter_folder
+    from unitwave.testing.fixtures import tone
+
+    for name in ("a.flac", "a.wav", "a.wav.flac", "b.wav"):
+        sf.write(tmp_path / name, tone(0.2), 16000)
+    ids = [r["id"] for r in iter_folder(tmp_path)]
+    assert ids == ["a", "a.wav", "a.wav.flac", "b"]

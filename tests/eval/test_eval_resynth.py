@@ -211,6 +211,9 @@ def test_identical_audio_counts_as_infinite_snr_and_changed_synth_files_are_eval
     assert all(r["snr_db"] is None and r["snr_infinite"] for r in results["files"])
     assert results["summary"]["snr_db"]["n"] == 0 and results["summary"]["snr_db"]["infinite"] == 2
     assert "identical: &infin;" in (same / "report.html").read_text()
+    (same / "audio" / "orig_0000.wav").unlink()  # an output of the eval itself is gone: that pair runs again
+    proc = cli("eval", "resynth", manifest, manifest.parent, same, "--workers", "1", check=True)
+    assert "1 done, 1 skipped" in proc.stdout and (same / "audio" / "orig_0000.wav").is_file()
     # a synthesized file rewritten in place (a retrained vocoder) is evaluated again on rerun
     out = tmp_path / "eval"
     cli("eval", "resynth", manifest, synth, out, "--workers", "1", check=True)

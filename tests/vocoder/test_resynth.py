@@ -67,24 +67,28 @@ def test_existing_outputs_are_not_synthesized_again(unit_corpus, trained_vocoder
     kept.parent.mkdir(parents=True)
     sf.write(kept, tone(0.5), 16000, subtype="PCM_16")
     before = kept.read_bytes()
-    main(resynth_args(unit_corpus, trained_vocoder.run, unit_corpus.manifest, out))
+    main([*resynth_args(unit_corpus, trained_vocoder.run, unit_corpus.manifest, out), "--keep-existing"])
     by_id = {r["id"]: r for r in records(out / "manifest.jsonl")}
     assert kept.read_bytes() == before
     assert by_id[first["id"]]["existing"] is True and "units" not in by_id[first["id"]]
     assert by_id[first["id"]]["duration"] == pytest.approx(0.5)
     assert sum("units" in r for r in by_id.values()) == 7
 
-    # the vocoder folder retrained in place (here: its files rewritten, newer than every output): every
-    # record runs again, the kept file included, instead of keeping the old model's audio
-    import os
+    # the vocoder retrained in place (here: its weights changed): every record runs again instead of keeping
+    # the old model's audio; files beside the model (logs, samples) change nothing
     import shutil
 
+    from safetensors.torch import load_file, save_file
+
     voc = tmp_path / "voc"
-    shutil.copytree(trained_vocoder.run / "model", voc)
+    shutil.copytree(trained_vocoder.run, voc)
     main(resynth_args(unit_corpus, voc, unit_corpus.manifest, tmp_path / "rs2"))
-    later = max(p.stat().st_mtime_ns for p in (tmp_path / "rs2").rglob("*.wav")) + 10**9
-    for f in voc.iterdir():
-        os.utime(f, ns=(later, later))
+    (voc / "notes.txt").write_text("a file beside the model")
+    main(resynth_args(unit_corpus, voc, unit_corpus.manifest, tmp_path / "rs2"))
+    summary = json.loads((tmp_path / "rs2" / "summary.json").read_text())
+    assert (summary["processed"], summary["skipped"]) == (0, 8)
+    weights = voc / "model" / "generator.safetensors"
+    save_file({k: v * 1.01 for k, v in load_file(str(weights)).items()}, str(weights))
     main(resynth_args(unit_corpus, voc, unit_corpus.manifest, tmp_path / "rs2"))
     summary = json.loads((tmp_path / "rs2" / "summary.json").read_text())
     assert (summary["processed"], summary["skipped"]) == (8, 0)

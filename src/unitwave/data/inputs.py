@@ -59,6 +59,7 @@ def iter_folder(
     stats = stats if stats is not None else ReadStats()
     folder: Path | None = None
     stems: set[str] = set()  # stems seen in the current folder (the scan goes folder by folder)
+    taken: set[str] = set()  # ids given in the current folder
     for path in scan_audio(root, extensions, exclude):
         try:
             str(path).encode("utf-8")
@@ -67,9 +68,12 @@ def iter_folder(
             continue
         rel = path.relative_to(root)
         if rel.parent != folder:
-            folder, stems = rel.parent, set()
-        rid = rel.as_posix() if rel.stem in stems else rel.with_suffix("").as_posix()
+            folder, stems, taken = rel.parent, set(), set()
+        rid = rel.with_suffix("").as_posix()
+        if rel.stem in stems or rid in taken:  # a.wav beside a.flac (or a.wav.flac): the full name
+            rid = rel.as_posix()
         stems.add(rel.stem)
+        taken.add(rid)
         yield {"id": rid, AUDIO_FIELD: str(path)}
 
 

@@ -108,32 +108,20 @@ class OutputNames:
             return ""
 
 
-def _files(paths: tp.Iterable[Path | str]) -> tp.Iterator[tuple[Path, str]]:
-    """``(file, name relative to its root)`` of files and folders (searched recursively), sorted."""
-    for root in paths:
-        root = Path(root)
-        if root.is_file():
-            yield root, root.name
-        elif root.is_dir():
-            for f in sorted(p for p in root.rglob("*") if p.is_file()):
-                yield f, f.relative_to(root).as_posix()
-
-
-def files_signature(*paths: Path | str) -> str:
-    """Hex digest of the files at ``paths`` (files, or folders searched recursively): their names, sizes
-    and modification times. Cheap; changes when a model folder is retrained or replaced in place."""
+def files_signature(paths: tp.Iterable[Path | str]) -> str:
+    """Hex digest of the contents of ``paths`` (files; missing ones count as absent): the same wherever and
+    whenever it is computed while the files are unchanged (a SLURM array task hours later, a copied folder)."""
     import hashlib
 
     digest = hashlib.sha256()
-    for f, name in _files(paths):
-        st = f.stat()
-        digest.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for path in paths:
+        path = Path(path)
+        digest.update(f"{path.name}\n".encode())
+        if path.is_file():
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()[:16]
-
-
-def newest_mtime_ns(*paths: Path | str) -> int:
-    """Latest modification time (ns) of the files at ``paths`` (0 when there are none)."""
-    return max((f.stat().st_mtime_ns for f, _ in _files(paths)), default=0)
 
 
 def scan_audio(

@@ -38,8 +38,9 @@ class RunDirError(ValueError):
 
 
 def fingerprint(record: Record, key: str = "") -> str:
-    """Hex digest of an input record (as written in ``input.jsonl``) and a stage's key for it."""
-    return f"{stable_hash(dumps(record) + chr(0) + key):016x}"
+    """Hex digest of an input record (as written in ``input.jsonl``: the first 16 digits) and of a stage's
+    key for it (the last 16): ``unitwave status``, which knows no stage, compares the first half."""
+    return f"{stable_hash(dumps(record)):016x}{stable_hash(key):016x}"
 
 
 class LogEntry(tp.NamedTuple):
@@ -52,6 +53,10 @@ class LogEntry(tp.NamedTuple):
 
     def matches(self, fp: str) -> bool:
         return self.fp is None or self.fp == fp
+
+    def same_input(self, fp: str) -> bool:
+        """Made from the same input record (whatever the stage's key)."""
+        return self.fp is None or self.fp[:16] == fp[:16]
 
 
 @dataclass
@@ -129,7 +134,7 @@ class RunDir:
             )
         digest = hashlib.sha256()
         count = repeated = 0
-        ids: set[int] = set()  # 64-bit hashes of the ids seen: a few tens of MB for millions of records
+        ids: set[int] = set()  # 64-bit hashes of the ids seen: about 73 MB per million records
         tmp = temp_path(self.input)
         with open(tmp, "w", encoding="utf-8") as f:
             for position, rec in enumerate(inputs, 1):
@@ -148,6 +153,7 @@ class RunDir:
                 count += 1
             f.flush()
             os.fsync(f.fileno())
+        digest.update(f"repeated ids: {repeated}".encode())  # a changed count rewrites run.json's count
         input_hash = digest.hexdigest()
         if old is not None and old.get("input_hash") == input_hash:
             tmp.unlink()
@@ -206,15 +212,20 @@ class RunDir:
     def mark_done(self, k: int, summary: dict[str, tp.Any]) -> None:
         atomic_write_text(self.done_marker(k), json.dumps(summary) + "\n", shared=False)
 
-    def input_ids(self) -> set[str]:
-        return {str(rec.get("id")) for rec in iter_jsonl(self.input, ReadStats(quiet=True))}
+    def input_fingerprints(self) -> dict[str, str]:
+        """``{id: fingerprint without a stage key}`` of the current input (the first record of an id)."""
+        out: dict[str, str] = {}
+        for rec in iter_jsonl(self.input, ReadStats(quiet=True)):
+            out.setdefault(str(rec.get("id")), fingerprint(rec))
+        return out
 
     def shard_states(self) -> list[ShardState]:
-        """Per shard: state, and records / errors / outputs / audio of the current input's ids."""
+        """Per shard: state, and records / errors / outputs / audio of results made from the current input
+        (records changed since their result count as not done)."""
         states = []
-        current = self.input_ids()
+        current = self.input_fingerprints()
         for k in range(self.num_shards):
-            latest = {rid: e for rid, e in self.read_log(k).items() if rid in current}
+            latest = {rid: e for rid, e in self.read_log(k).items() if rid in current and e.same_input(current[rid])}
             ok = [v for v in latest.values() if v.ok]
             outputs, seconds = 0, 0.0
             if ok:
@@ -231,7 +242,10 @@ class RunDir:
 
     # ------------------------------------------------------------------ merge
     def current_entries(
-        self, key: tp.Callable[[Record], str] = lambda r: "", check_outputs: bool = False
+        self,
+        key: tp.Callable[[Record], str] = lambda r: "",
+        check_outputs: bool = False,
+        output_fields: tp.Sequence[str] = ("audio_filepath",),
     ) -> list[tuple[int, int, LogEntry]]:
         """``(input index, shard, entry)`` in input order of the results and errors that belong to the
         current ``input.jsonl``: made from the record now under that id (its fingerprint, with the
@@ -250,7 +264,7 @@ class RunDir:
                         continue
                     if f is not None and e.ok:
                         f.seek(e.offset)
-                        if not outputs_present(self, json.loads(f.readline())):
+                        if not outputs_present(self, json.loads(f.readline()), output_fields):
                             continue
                     entries.append((order[rid][0], k, e))
         entries.sort(key=lambda t: t[0])
@@ -300,16 +314,18 @@ class RunDir:
         return counts
 
 
-def outputs_present(run: RunDir, entry: dict[str, tp.Any]) -> bool:
-    """Whether the files a committed result wrote inside the run folder are still there (a result whose
-    output file was deleted is done again; paths outside the run folder are sources, not outputs)."""
+def outputs_present(run: RunDir, entry: dict[str, tp.Any], fields: tp.Sequence[str] = ("audio_filepath",)) -> bool:
+    """Whether the files a committed result wrote inside the run folder (paths in its records' ``fields``)
+    are still there: a result whose output file was deleted is done again. Paths outside the run folder are
+    sources, not outputs."""
     root = os.path.abspath(run.root)
     for rec in entry.get("out", ()):
-        path = rec.get("audio_filepath") if isinstance(rec, dict) else None
-        if isinstance(path, str) and path:
-            full = os.path.abspath(os.path.join(run.root, path))
-            if os.path.commonpath([full, root]) == root and not os.path.exists(full):
-                return False
+        for field in fields:
+            path = rec.get(field) if isinstance(rec, dict) else None
+            if isinstance(path, str) and path:
+                full = os.path.abspath(os.path.join(run.root, path))
+                if os.path.commonpath([full, root]) == root and not os.path.exists(full):
+                    return False
     return True
 
 

@@ -170,7 +170,7 @@ def run_stage(
         info = run.prepare(
             stage.name, inputs(), requested, lambda n: default_shard_count(n, workers)
         )
-        if malformed_lines():
+        if malformed_lines() != int(info.get("input_malformed_lines", 0)):
             run.update_info(input_malformed_lines=malformed_lines())
         if int(info["input_records"]) == 0:
             if malformed_lines():
@@ -185,10 +185,13 @@ def run_stage(
         save_config(_without_shard(config), run.root)
     n = int(info["num_shards"])
     stage.plan(iter_jsonl(run.input, ReadStats(quiet=True)))
-    # results that still stand: made from the current input (and stage key), their output files there
-    done_before = collections.Counter(
-        k for _, k, e in run.current_entries(stage.record_key, check_outputs=True) if e.ok
-    )
+    # results that still stand: made from the current input (and stage key), their output files there; a
+    # shard task (--shard k/N) checks only its own shard, in run_shard
+    done_before: collections.Counter[int] = collections.Counter()
+    if only is None:
+        done_before.update(
+            k for _, k, e in run.current_entries(stage.record_key, True, stage.output_fields) if e.ok
+        )
     if only is not None:
         shards = [only[0]]
     else:

@@ -70,7 +70,7 @@ def _run_locked(stage: Stage, run: RunDir, k: int, n: int, t0: float) -> dict[st
                 e = latest.get(rec["id"])
                 if e is not None and e.ok and e.matches(fp) and log_file is not None:
                     log_file.seek(e.offset)
-                    if outputs_present(run, json.loads(log_file.readline())):
+                    if outputs_present(run, json.loads(log_file.readline()), stage.output_fields):
                         skipped += 1
                         continue
                 yield i, rec, fp

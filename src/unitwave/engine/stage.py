@@ -29,6 +29,9 @@ class Stage(abc.ABC):
     batch_seconds: float | None = None
     #: most records per batch (with batch_seconds)
     max_batch_items: int = 64
+    #: output record fields holding paths of files the stage writes into the run folder: a result whose
+    #: file is gone is done again on rerun
+    output_fields: tp.ClassVar[tuple[str, ...]] = ("audio_filepath",)
 
     def setup(self) -> None:
         """Load models etc. Called once per worker process, before the first batch."""

@@ -135,6 +135,7 @@ class EvalStage(Stage):
     """Per record: load both signals at the evaluation rate, compute every metric, keep the pair and F0."""
 
     name = "eval-resynth"
+    output_fields = ("orig_copy", "synth_copy")
 
     def __init__(self, cfg: EvalResynthConfig) -> None:
         self.cfg = cfg
@@ -143,7 +144,7 @@ class EvalStage(Stage):
     def record_key(self, record: Record) -> str:
         """The synthesized file's signature: a file resynthesized again in place is evaluated again."""
         path = record.get("synth_filepath")
-        return files_signature(path) if isinstance(path, str) and Path(path).is_file() else ""
+        return files_signature([path]) if isinstance(path, str) and Path(path).is_file() else ""
 
     def process(self, batch: list[Record]) -> list[list[Record]]:
         return [[self.evaluate(r)] for r in batch]

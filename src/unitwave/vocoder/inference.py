@@ -76,6 +76,21 @@ class Vocoder:
             )
         return cls(*load_legacy(*found), device=device, layout=layout)
 
+    @staticmethod
+    def model_files(voc_dir: str | Path) -> list[Path]:
+        """The files that define the vocoder :meth:`from_dir` loads from ``voc_dir`` (its card and weights,
+        or a legacy checkpoint and config): what identifies the model, unlike a run folder's logs."""
+        from unitwave.vocoder.legacy import find_legacy_files
+        from unitwave.vocoder.models import CARD, WEIGHTS
+
+        voc_dir = Path(voc_dir)
+        if not (voc_dir / CARD).is_file() and (voc_dir / "model" / CARD).is_file():
+            voc_dir = voc_dir / "model"
+        if (voc_dir / CARD).is_file():
+            return [voc_dir / CARD, voc_dir / WEIGHTS]
+        found = find_legacy_files(voc_dir) if voc_dir.is_dir() else None
+        return list(found) if found else []
+
     @classmethod
     def from_generator(
         cls,

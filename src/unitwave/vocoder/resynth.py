@@ -5,9 +5,10 @@ loaded at the encoder's rate (resampled), encoded into units with the k-means fo
 :class:`~unitwave.units.extractor.UnitExtractor`, given F0 from the same audio when the vocoder is
 pitch-conditioned, and synthesized by the vocoder (length-sorted batches) into a 16-bit WAV at the
 vocoder's rate: ``OUT_DIR/audio/<path of the source relative to the input folder or manifest>.wav``
-(``--relative-to`` picks another root; nothing is ever written outside OUT_DIR). An input whose WAV is
-already there, newer than the models, is not synthesized again (its record says ``"existing": true`` and
-carries no units); a k-means or vocoder folder retrained in place makes every record run again.
+(``--relative-to`` picks another root; nothing is ever written outside OUT_DIR). A rerun skips the records
+it finished (the engine's resume); records whose input changed, or all of them when the k-means or vocoder
+files changed, run again. ``--keep-existing`` also keeps WAVs found at output paths (made by other scripts):
+their records say ``"existing": true`` and carry no units.
 
 Output records: the input record (other fields untouched) with ``audio_filepath`` (the synthesized
 WAV), ``duration`` (its seconds), ``source`` (+ ``source_offset`` for slices), ``units`` (one id per
@@ -29,7 +30,7 @@ import tyro
 
 from unitwave.data.inputs import input_root, iter_inputs
 from unitwave.data.manifest import AUDIO_FIELD, ReadStats, Record
-from unitwave.data.paths import OutputNames, files_signature, newest_mtime_ns, safe_join
+from unitwave.data.paths import OutputNames, files_signature, safe_join
 from unitwave.engine.options import EngineConfig
 from unitwave.engine.stage import Stage
 
@@ -59,6 +60,9 @@ class ResynthConfig:
     """Folder whose relative structure the outputs keep (default: the input folder, or the manifest's audio root)."""
     device: str = "auto"
     """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    keep_existing: bool = False
+    """Keep WAVs already at an output path (e.g. made by other scripts) instead of synthesizing them; a rerun
+    of this command skips its own finished records anyway."""
     batch_seconds: tp.Optional[float] = None
     """Padded audio seconds per batch (default: from free GPU memory; 60 on CPU); halved on out-of-memory."""
     engine: tp.Annotated[EngineConfig, tyro.conf.OmitArgPrefixes] = EngineConfig()
@@ -108,8 +112,12 @@ class ResynthStage(Stage):
         self.cfg = cfg
         self.audio_dir = Path(cfg.output_dir).absolute() / "audio"
         self.names = OutputNames(root, from_folder)
-        self.models = files_signature(cfg.units, cfg.vocoder)
-        self.models_mtime_ns = newest_mtime_ns(cfg.units, cfg.vocoder)
+        from unitwave.units.extractor import CARD_FILE
+        from unitwave.units.kmeans import CENTROIDS_FILE
+        from unitwave.vocoder.inference import Vocoder
+
+        model_files = [Path(cfg.units) / CENTROIDS_FILE, Path(cfg.units) / CARD_FILE, *Vocoder.model_files(cfg.vocoder)]
+        self.models = files_signature(model_files)  # the same in every SLURM task while the models are unchanged
         self.device = device
         self.batch_seconds = batch_seconds
         self.extractor: tp.Any = None
@@ -155,7 +163,7 @@ class ResynthStage(Stage):
         todo: list[int] = []
         for i, record in enumerate(batch):
             dst = self.destination(record)
-            if dst.is_file() and dst.stat().st_mtime_ns >= self.models_mtime_ns:  # made by these models
+            if self.cfg.keep_existing and dst.is_file():
                 results[i] = [{**self.output(record, dst, audio_info(dst).duration), "existing": True}]
             else:
                 todo.append(i)
