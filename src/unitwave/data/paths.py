@@ -1,4 +1,5 @@
-"""Output paths that can never leave their output folder, and folder scans for audio."""
+"""Output paths that can never leave their output folder, folder scans for audio, and content signatures
+of files (what identifies a model or an output across machines and reruns)."""
 
 from __future__ import annotations
 

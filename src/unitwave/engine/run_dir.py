@@ -241,20 +241,27 @@ class RunDir:
         return states
 
     # ------------------------------------------------------------------ merge
+    def _input_order(self, key: tp.Callable[[Record], str]) -> dict[str, tuple[int, str]]:
+        """``{id: (input index, fingerprint with the stage's key)}`` of the current ``input.jsonl``."""
+        order: dict[str, tuple[int, str]] = {}
+        for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
+            order.setdefault(str(rec.get("id")), (i, fingerprint(rec, key(rec))))
+        return order
+
     def current_entries(
         self,
         key: tp.Callable[[Record], str] = lambda r: "",
         check_outputs: bool = False,
         output_fields: tp.Sequence[str] = ("audio_filepath",),
+        order: dict[str, tuple[int, str]] | None = None,
     ) -> list[tuple[int, int, LogEntry]]:
         """``(input index, shard, entry)`` in input order of the results and errors that belong to the
         current ``input.jsonl``: made from the record now under that id (its fingerprint, with the
         stage's ``record_key``, matches). A record removed from the input since an earlier run (a bad file
         deleted, a corpus trimmed), or changed under the same id and not yet redone, has none; with
-        ``check_outputs`` neither has a result whose output file inside the run folder is gone."""
-        order: dict[str, tuple[int, str]] = {}
-        for i, rec in enumerate(iter_jsonl(self.input, ReadStats(quiet=True))):
-            order.setdefault(str(rec.get("id")), (i, fingerprint(rec, key(rec))))
+        ``check_outputs`` neither has a result whose output file inside the run folder is gone.
+        ``order``: :meth:`_input_order`, when the caller has it already."""
+        order = self._input_order(key) if order is None else order
         entries: list[tuple[int, int, LogEntry]] = []
         for k in range(self.num_shards):
             latest = self.read_log(k)
@@ -270,13 +277,20 @@ class RunDir:
         entries.sort(key=lambda t: t[0])
         return entries
 
-    def inputs_per_shard(self) -> collections.Counter[int]:
-        """How many distinct input ids each shard holds."""
+    def standing(
+        self, key: tp.Callable[[Record], str], output_fields: tp.Sequence[str]
+    ) -> tuple[collections.Counter[int], collections.Counter[int]]:
+        """Per shard, in one pass over the input: results that still stand (current, their output files
+        there) and input ids. A shard with fewer standing results than inputs has work to do."""
         from unitwave.data.records import shard_of
 
+        order = self._input_order(key)
         n = self.num_shards
-        ids = {str(rec.get("id")) for rec in iter_jsonl(self.input, ReadStats(quiet=True))}
-        return collections.Counter(shard_of(rid, n) for rid in ids)
+        inputs = collections.Counter(shard_of(rid, n) for rid in order)
+        done = collections.Counter(
+            k for _, k, e in self.current_entries(key, True, output_fields, order) if e.ok
+        )
+        return done, inputs
 
     def merge(self, absolute_paths: bool = False, key: tp.Callable[[Record], str] = lambda r: "") -> dict[str, int]:
         """Write ``manifest.jsonl`` (input order, deduplicated by output id) and ``errors.jsonl`` from

@@ -188,14 +188,10 @@ def run_stage(
     # results that still stand: made from the current input (and stage key), their output files there; a
     # shard task (--shard k/N) checks only its own shard, in run_shard
     done_before: collections.Counter[int] = collections.Counter()
-    if only is None:
-        done_before.update(
-            k for _, k, e in run.current_entries(stage.record_key, True, stage.output_fields) if e.ok
-        )
     if only is not None:
         shards = [only[0]]
     else:
-        per_shard = run.inputs_per_shard()
+        done_before, per_shard = run.standing(stage.record_key, stage.output_fields)
         shards = [k for k in range(n) if _needs_run(run, k) or done_before[k] < per_shard[k]]
 
     already = sum(done_before.values())

@@ -55,11 +55,10 @@ def read_model_card(folder: Path) -> dict[str, tp.Any]:
 def kmeans_id(folder: Path) -> str:
     """Short digest of a k-means folder's centroids: which unit ids mean which clusters. Unit corpora and
     the vocoders trained on them carry it, so a different k-means of the same k is recognised."""
-    import hashlib
-
+    from unitwave.data.paths import files_signature
     from unitwave.units.kmeans import CENTROIDS_FILE
 
-    return hashlib.sha256((Path(folder) / CENTROIDS_FILE).read_bytes()).hexdigest()[:16]
+    return files_signature([Path(folder) / CENTROIDS_FILE])
 
 
 class UnitExtractor:

@@ -21,6 +21,17 @@ from unitwave.vocoder.hifigan import LRELU_SLOPE, get_padding
 Output = tuple[torch.Tensor, list[torch.Tensor]]
 
 
+def conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> Output:
+    """``(flattened score, [each layer's activation])``: lrelu after every conv but the last."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return torch.flatten(x, 1, -1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds ``(B, 1, T)`` into ``(B, 1, T / p, p)`` and applies 2-D convolutions along time only."""
 
@@ -44,19 +55,13 @@ class PeriodDiscriminator(nn.Module):
         self.conv_post = weight_norm(nn.Conv2d(cin, 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> Output:
-        features = []
         b, c, t = x.shape
         if t % self.period:
             pad = self.period - t % self.period
             x = F.pad(x, (0, pad), "reflect" if pad < t else "constant")
             t += pad
         x = x.view(b, c, t // self.period, self.period)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1, -1), features
+        return conv_stack(self.convs, self.conv_post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -82,13 +87,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(max(1, 1024 // divisor), 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> Output:
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1, -1), features
+        return conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):

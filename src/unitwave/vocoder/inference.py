@@ -60,26 +60,20 @@ class Vocoder:
     def from_dir(cls, voc_dir: str | Path, device: str = "cpu", layout: Layout = "auto") -> Vocoder:
         """Load a unitwave vocoder folder (or the run folder of ``unitwave vocoder train``, whose ``model/``
         it is), or a legacy one (``config.json`` + checkpoint)."""
-        from unitwave.vocoder.legacy import find_legacy_files, load_legacy
-        from unitwave.vocoder.models import CARD, load_vocoder
+        from unitwave.vocoder.legacy import load_legacy
+        from unitwave.vocoder.models import load_vocoder
 
-        voc_dir = Path(voc_dir)
-        if not (voc_dir / CARD).is_file() and (voc_dir / "model" / CARD).is_file():
-            voc_dir = voc_dir / "model"
-        if (voc_dir / CARD).is_file():
-            return cls(*load_vocoder(voc_dir), device=device, layout=layout)
-        found = find_legacy_files(voc_dir) if voc_dir.is_dir() else None
-        if found is None:
-            raise FileNotFoundError(
-                f"{voc_dir}: no vocoder here (expected {CARD} + generator.safetensors, or a legacy "
-                f"config.json + g_XXXXXXXX checkpoint)"
-            )
-        return cls(*load_legacy(*found), device=device, layout=layout)
+        kind, files = cls.model_files(voc_dir)
+        if kind == "unitwave":
+            return cls(*load_vocoder(files[0].parent), device=device, layout=layout)
+        return cls(*load_legacy(*files), device=device, layout=layout)
 
     @staticmethod
-    def model_files(voc_dir: str | Path) -> list[Path]:
-        """The files that define the vocoder :meth:`from_dir` loads from ``voc_dir`` (its card and weights,
-        or a legacy checkpoint and config): what identifies the model, unlike a run folder's logs."""
+    def model_files(voc_dir: str | Path) -> tuple[str, list[Path]]:
+        """``("unitwave", [card, weights])`` or ``("legacy", [checkpoint, config.json])``: the files that
+        define the vocoder in ``voc_dir`` (a model folder, a ``vocoder train`` run folder whose ``model/`` it
+        is, or a legacy folder); what identifies the model, unlike a run folder's logs. FileNotFoundError
+        when there is none."""
         from unitwave.vocoder.legacy import find_legacy_files
         from unitwave.vocoder.models import CARD, WEIGHTS
 
@@ -87,9 +81,14 @@ class Vocoder:
         if not (voc_dir / CARD).is_file() and (voc_dir / "model" / CARD).is_file():
             voc_dir = voc_dir / "model"
         if (voc_dir / CARD).is_file():
-            return [voc_dir / CARD, voc_dir / WEIGHTS]
+            return "unitwave", [voc_dir / CARD, voc_dir / WEIGHTS]
         found = find_legacy_files(voc_dir) if voc_dir.is_dir() else None
-        return list(found) if found else []
+        if found is None:
+            raise FileNotFoundError(
+                f"{voc_dir}: no vocoder here (expected {CARD} + {WEIGHTS}, or a legacy config.json + "
+                "g_XXXXXXXX checkpoint)"
+            )
+        return "legacy", list(found)
 
     @classmethod
     def from_generator(

@@ -116,7 +116,7 @@ class ResynthStage(Stage):
         from unitwave.units.kmeans import CENTROIDS_FILE
         from unitwave.vocoder.inference import Vocoder
 
-        model_files = [Path(cfg.units) / CENTROIDS_FILE, Path(cfg.units) / CARD_FILE, *Vocoder.model_files(cfg.vocoder)]
+        model_files = [Path(cfg.units) / CENTROIDS_FILE, Path(cfg.units) / CARD_FILE, *Vocoder.model_files(cfg.vocoder)[1]]
         self.models = files_signature(model_files)  # the same in every SLURM task while the models are unchanged
         self.device = device
         self.batch_seconds = batch_seconds
